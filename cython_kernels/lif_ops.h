@@ -1,0 +1,139 @@
+/* spikeedge fixed-point primitives: plain C99, shared by the Cython kernels (and usable by the
+ * firmware's C kernel). Integer arithmetic only, so every instruction set gives the same bits;
+ * on x86-64 GCC builds SIMD clones (AVX2, AVX-512) chosen at load time, while the default clone
+ * keeps the build portable. Arithmetic: spikeedge.contract. Names: <family>_<op>_<dtype>. */
+#ifndef SPIKEEDGE_LIF_OPS_H
+#define SPIKEEDGE_LIF_OPS_H
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(SPIKEEDGE_NO_CLONES) && defined(__linux__)
+#define SE_CLONES __attribute__((target_clones("default", "avx2", "arch=x86-64-v4")))
+#else
+#define SE_CLONES
+/* Indices of the non-zero bytes of x[0..n) into out; returns how many. Skips zero words
+ * eight bytes at a time (input spikes are sparse). */
+static inline int spk_collect_u8(const uint8_t *restrict x, int n, int32_t *restrict out) {
+    int c = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, x + i, 8);
+        if (word == 0)
+            continue;
+        for (int b = 0; b < 8; b++)
+            if (x[i + b])
+                out[c++] = i + b;
+    }
+    for (; i < n; i++)
+        if (x[i])
+            out[c++] = i;
+    return c;
+}
+
+#endif
+
+#define SE_FRAC 24
+#define SE_HALF ((int64_t)1 << (SE_FRAC - 1))
+
+static inline int32_t se_sat32(int64_t x) {
+    return (int32_t)(x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x));
+}
+
+/* Membrane candidate for n neurons: out = sat32(((v*am + sum_k i[k]*beta[k] + 2^23) >> 24) + bias).
+ * i and beta are [K][stride] with the same stride; the caller applies refractoriness. */
+SE_CLONES
+static void lif_membrane_q24(int32_t *restrict out, const int32_t *restrict v,
+                             const int32_t *restrict am, const int32_t *restrict i_syn,
+                             const int32_t *restrict beta, const int32_t *restrict bias,
+                             int K, int64_t stride, int n) {
+    if (K == 1) {
+        for (int j = 0; j < n; j++) {
+            int64_t tot = (int64_t)v[j] * am[j] + (int64_t)i_syn[j] * beta[j];
+            out[j] = se_sat32(((tot + SE_HALF) >> SE_FRAC) + bias[j]);
+        }
+    } else if (K == 2) {
+        const int32_t *i1 = i_syn + stride, *b1 = beta + stride;
+        for (int j = 0; j < n; j++) {
+            int64_t tot = (int64_t)v[j] * am[j] + (int64_t)i_syn[j] * beta[j]
+                          + (int64_t)i1[j] * b1[j];
+            out[j] = se_sat32(((tot + SE_HALF) >> SE_FRAC) + bias[j]);
+        }
+    } else {
+        for (int j = 0; j < n; j++) {
+            int64_t tot = (int64_t)v[j] * am[j];
+            for (int k = 0; k < K; k++)
+                tot += (int64_t)i_syn[k * stride + j] * beta[k * stride + j];
+            out[j] = se_sat32(((tot + SE_HALF) >> SE_FRAC) + bias[j]);
+        }
+    }
+}
+
+/* x = sat32((x*a + 2^23) >> 24) over n values. */
+SE_CLONES
+static void decay_q24_s32(int32_t *restrict x, const int32_t *restrict a, int n) {
+    for (int j = 0; j < n; j++)
+        x[j] = se_sat32(((int64_t)x[j] * a[j] + SE_HALF) >> SE_FRAC);
+}
+
+/* Same with one constant for all values (traces). */
+SE_CLONES
+static void decay_q24_s32_scalar(int32_t *restrict x, int32_t a, int n) {
+    for (int j = 0; j < n; j++)
+        x[j] = se_sat32(((int64_t)x[j] * a + SE_HALF) >> SE_FRAC);
+}
+
+/* cur = sat32(cur + acc); acc = 0. */
+SE_CLONES
+static void syn_fold_s64(int32_t *restrict cur, int64_t *restrict acc, int n) {
+    for (int j = 0; j < n; j++) {
+        cur[j] = se_sat32((int64_t)cur[j] + acc[j]);
+        acc[j] = 0;
+    }
+}
+
+/* rs += w (one dense row of int16 weights into an exact int32 row sum). */
+SE_CLONES
+static void syn_rowsum_s16(int32_t *restrict rs, const int16_t *restrict w, int n) {
+    for (int j = 0; j < n; j++)
+        rs[j] += w[j];
+}
+
+/* acc += rs * 2^shift (as a multiplication: left shifts of negative values are undefined). */
+SE_CLONES
+static void syn_scale_add_s32(int64_t *restrict acc, const int32_t *restrict rs, int64_t mul,
+                              int n) {
+    for (int j = 0; j < n; j++)
+        acc[j] += (int64_t)rs[j] * mul;
+}
+
+/* STDP row update: w = clip(w + x, lo, hi). */
+SE_CLONES
+static void stdp_row_s16(int16_t *restrict w, const int32_t *restrict x, int32_t lo, int32_t hi,
+                         int n) {
+    for (int j = 0; j < n; j++) {
+        int64_t t = (int64_t)w[j] + x[j];
+        w[j] = (int16_t)(t > hi ? hi : (t < lo ? lo : t));
+    }
+}
+
+/* Indices of the non-zero bytes of x[0..n) into out; returns how many. Skips zero words
+ * eight bytes at a time (input spikes are sparse). */
+static inline int spk_collect_u8(const uint8_t *restrict x, int n, int32_t *restrict out) {
+    int c = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, x + i, 8);
+        if (word == 0)
+            continue;
+        for (int b = 0; b < 8; b++)
+            if (x[i + b])
+                out[c++] = i + b;
+    }
+    for (; i < n; i++)
+        if (x[i])
+            out[c++] = i;
+    return c;
+}
+
+#endif

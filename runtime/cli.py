@@ -1,0 +1,140 @@
+"""The ``spikeedge`` command line: info, bench, demo.
+
+Errors a user can cause (bad arguments, bad files) print one line that says what is wrong and
+exit with status 2; they never print a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .errors import SpikeEdgeError
+
+
+def cmd_info(args) -> int:
+    import numpy as np
+
+    from . import __version__
+    from .contract import CONTRACT_VERSION
+    from .engine import resolve_backend
+    from .kernels import build_info
+    from .modelfile import FORMAT_VERSION
+    info = {"version": __version__, "backend": resolve_backend("auto"), "build": build_info(),
+            "contract_version": CONTRACT_VERSION, "model_format_version": FORMAT_VERSION,
+            "numpy": np.__version__, "python": sys.version.split()[0]}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for k, v in info.items():
+            print(f"{k:22} {v}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .nets import NAMES
+    from .tools.bench import run_bench, table
+    nets = NAMES if args.net == "all" else (args.net,)
+    doc = run_bench(nets, repeats=args.repeats, T=args.T, peers=args.peers)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(table(doc))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Stream a built-in network on a built-in input in blocks, as the daemon will, and print
+    one JSON line per decision window."""
+    import time
+
+    import numpy as np
+
+    from . import Engine, quantize
+    from .nets import standard
+    net, inp, _ = standard("kws", T=args.seconds)
+    eng = Engine(quantize(net))
+    state = eng.initial_state()
+    block = max(1, int(round(args.block_ms * 1e-3 / net.dt)))
+    window = max(block, int(round(args.window_ms * 1e-3 / net.dt)))
+    out = eng.program.pop_slice("out")
+    counts = np.zeros(out.stop - out.start, np.int64)
+    seq = 0
+    for a in range(0, inp.shape[0], block):
+        t0 = time.perf_counter()
+        spikes, state, _ = eng.run_chunk(inp[a:a + block], state)
+        counts += spikes[:, out].sum(0)
+        latency = time.perf_counter() - t0
+        end = a + spikes.shape[0]
+        if end % window == 0 or end == inp.shape[0]:
+            total = int(counts.sum())
+            cls = int(np.argmax(counts)) if total else None
+            print(json.dumps({"type": "decision", "seq": seq, "sensor_time": end * net.dt,
+                              "class": cls, "scores": counts.tolist(),
+                              "confidence": float(counts.max() / total) if total else 0.0,
+                              "latency_s": latency, "backend": eng.backend}), flush=True)
+            counts[:] = 0
+            seq += 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="spikeedge", description="embedded real-time SNN runtime")
+    ap.add_argument("--log-level", default="WARNING",
+                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("info", help="version, active backend and build flags")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("bench", help="benchmark the standard networks")
+    p.add_argument("--net", default="all", choices=["all", "kws", "shd", "cuba", "stdp"])
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--repeats", type=_positive_int, default=3)
+    p.add_argument("--T", type=_positive_float, default=None,
+                   help="simulated seconds (default: each network's standard duration)")
+    p.add_argument("--peers", default=None,
+                   help="peer harness results (JSON lines) to compare against, as ratios")
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("demo", help="stream a built-in network and print decisions")
+    p.add_argument("--seconds", type=_positive_float, default=5.0)
+    p.add_argument("--block-ms", type=_positive_float, default=10.0)
+    p.add_argument("--window-ms", type=_positive_float, default=500.0)
+    p.set_defaults(func=cmd_demo)
+    return ap
+
+
+def _positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _positive_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
+    return v
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except SpikeEdgeError as exc:
+        print(f"spikeedge: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The engine: prepare a Program once, then run chunks of time steps.
+
+    eng = Engine(program)                      # backend "auto": compiled if built, else reference
+    state = eng.initial_state()
+    spikes, state, rec = eng.run_chunk(inp)    # inp: [T, n_in] 0/1, spikes: uint8 [T, N]
+
+``run_chunk`` serves file replay and live streaming alike: the state carries over between calls,
+so running a signal in chunks of any size gives exactly the spikes of running it whole.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from . import reference
+from .errors import BackendError, InputError
+from .program import Program, State
+
+log = logging.getLogger("spikeedge")
+BACKENDS = ("auto", "compiled", "reference")
+_warned = False
+
+
+def compiled_available() -> bool:
+    from .kernels import AVAILABLE
+    return AVAILABLE
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    global _warned
+    if backend not in BACKENDS:
+        raise BackendError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "reference":
+        return "reference"
+    if compiled_available():
+        return "compiled"
+    from .kernels import IMPORT_ERROR
+    if backend == "compiled":
+        raise BackendError(f"compiled kernels are not available: {IMPORT_ERROR}")
+    if not _warned:
+        log.warning("spikeedge: compiled kernels not available (%s); falling back to the NumPy "
+                    "reference backend, which is much slower", IMPORT_ERROR)
+        _warned = True
+    return "reference"
+
+
+class Engine:
+    """A prepared program plus the chosen backend. Holds no simulation state of its own."""
+
+    def __init__(self, program: Program, backend: str = "auto"):
+        if not isinstance(program, Program):
+            raise InputError(f"Engine needs a Program (see spikeedge.quantize), got "
+                             f"{type(program).__name__}")
+        self.program = program
+        self.backend = resolve_backend(backend)
+        self._kernel = None
+        if self.backend == "compiled":
+            from . import kernels
+            self._kernel = kernels.prepare(program)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.program.n_in
+
+    @property
+    def n_neurons(self) -> int:
+        return self.program.n_neurons
+
+    def initial_state(self) -> State:
+        return self.program.initial_state()
+
+    def _check_input(self, inp) -> np.ndarray:
+        inp = np.asarray(inp)
+        if inp.ndim != 2 or inp.shape[1] != self.program.n_in:
+            raise InputError(f"input must have shape [T, {self.program.n_in}] (steps x inputs), "
+                             f"got {inp.shape}")
+        if inp.dtype == np.bool_:
+            inp = inp.view(np.uint8)
+        elif inp.dtype != np.uint8:
+            if not np.issubdtype(inp.dtype, np.integer):
+                raise InputError(f"input spikes must be bool or integer 0/1, got {inp.dtype}")
+            if inp.size and (inp.min() < 0 or inp.max() > 1):
+                raise InputError("input spikes must be 0 or 1")
+            inp = inp.astype(np.uint8)
+        return np.ascontiguousarray(inp)
+
+    def run_chunk(self, inp, state: State | None = None, record: bool = False,
+                  out: np.ndarray | None = None):
+        """Run len(inp) steps from ``state`` (the initial state when None), updating it in
+        place. Returns (spikes uint8 [T, N], state, record or None); ``record`` holds the
+        integer ``v`` [T, N] and ``i_syn`` [T, K, N] after each step. ``out`` may be a
+        preallocated uint8 [T, N] buffer for the spikes (no allocation then)."""
+        inp = self._check_input(inp)
+        if state is None:
+            state = self.initial_state()
+        if not isinstance(state, State):
+            raise InputError(f"state must be a spikeedge State, got {type(state).__name__}")
+        T, N, K = inp.shape[0], self.program.n_neurons, self.program.n_channels
+        if self.backend == "reference":
+            spikes, state, rec = reference.run_chunk(self.program, state, inp, record)
+            if out is not None:
+                out[...] = spikes
+                spikes = out
+            return spikes, state, rec
+        spikes = np.empty((T, N), np.uint8) if out is None else out
+        rec = None
+        if record:
+            rec = {"v": np.empty((T, N), np.int32), "i_syn": np.empty((T, K, N), np.int32)}
+        from . import kernels
+        kernels.run_chunk(self._kernel, self.program, inp, state, spikes,
+                          None if rec is None else (rec["v"], rec["i_syn"]))
+        state.step += T
+        return spikes, state, rec
+
+    def run(self, inp, state: State | None = None, chunk: int = 1000, record: bool = False):
+        """Convenience: run a whole input in chunks; returns (spikes, state, record)."""
+        inp = self._check_input(inp)
+        state = self.initial_state() if state is None else state
+        parts, recs = [], []
+        for a in range(0, inp.shape[0], max(1, int(chunk))):
+            s, state, r = self.run_chunk(inp[a:a + chunk], state, record)
+            parts.append(s)
+            recs.append(r)
+        spikes = np.concatenate(parts) if parts else np.zeros((0, self.n_neurons), np.uint8)
+        rec = None
+        if record and recs:
+            rec = {k: np.concatenate([r[k] for r in recs]) for k in ("v", "i_syn")}
+        return spikes, state, rec

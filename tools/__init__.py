@@ -1,0 +1,1 @@
+"""Tools: benchmark, validation and maintenance scripts (``python -m spikeedge.tools.NAME``)."""
