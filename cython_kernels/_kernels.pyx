@@ -42,7 +42,6 @@ cdef enum:
     PL_NCOL = 9
 
 
-
 cdef extern from "lif_ops.h" nogil:
     void lif_membrane_q24(int32_t* out, const int32_t* v, const int32_t* am,
                           const int32_t* i_syn, const int32_t* beta, const int32_t* bias,
@@ -102,7 +101,6 @@ cdef class LifKernel:
 
     def __init__(self, prog):
         cdef const int32_t[::1] v32
-        cdef const int32_t[:, ::1] m32
         cdef const uint8_t[::1] v8
         cdef int64_t[:, ::1] a64
         cdef int32_t[::1] w32
@@ -157,8 +155,9 @@ cdef class LifKernel:
         a64 = acc
         self.acc = &a64[0, 0]
         max_post = max([int(r[PJ_N_POST]) for r in prog.proj] + [1])
-        for arr_len, attr in ((self.N, "vnew"), (max_post, "rowsum"), (self.n_in + self.N + 1, "spk"),
-                              (self.G + 1, "grp_ptr"), (max(self.P, 1), "tgt_group")):
+        for arr_len, attr in ((self.N, "vnew"), (max_post, "rowsum"),
+                              (self.n_in + self.N + 1, "spk"), (self.G + 1, "grp_ptr"),
+                              (max(self.P, 1), "tgt_group")):
             a = np.zeros(arr_len, np.int32)
             keep.append(a)
             w32 = a
@@ -258,9 +257,8 @@ cdef class LifKernel:
 
     cdef void _propagate(self, const int16_t* w) noexcept nogil:
         """Step 6a: event-driven; only rows of the sources that spiked are read."""
-        cdef int p, a, b, s, s_end, j, e, pre, n_post, tgt0, k
-        cdef int64_t mul, w_off, ptr_off
-        cdef const int16_t* wrow
+        cdef int p, a, b, s, s_end, e, pre, n_post, tgt0, k
+        cdef int64_t mul, w_off
         cdef const int32_t* row
         cdef int32_t* rs = self.rowsum
         cdef int64_t* accp
@@ -300,7 +298,7 @@ cdef class LifKernel:
     cdef void _fold(self, int32_t* i_syn) noexcept nogil:
         """Step 6b: add the exact step sums to the currents, saturating once; clear them.
         Only (channel, population) ranges that received rows this step are visited."""
-        cdef int k, g, j, s0, n
+        cdef int k, g, s0, n
         cdef int64_t* accp
         cdef int32_t* cur
         for k in range(self.K):
@@ -316,16 +314,16 @@ cdef class LifKernel:
 
     cdef void _stdp(self, int32_t* x_pre, int32_t* x_post, int16_t* w) noexcept nogil:
         """Step 7: trace decay, presynaptic then postsynaptic weight updates."""
-        cdef int l, p, i, j, s, n_pre, n_post, g_pre, g_post
-        cdef int64_t w_off, lo, hi
+        cdef int rule, p, i, j, s, n_pre, n_post, g_pre, g_post
+        cdef int64_t lo, hi
         cdef int32_t a_pre, a_post, d_pre, d_post
         cdef int16_t* W
         cdef int32_t* xp
         cdef int32_t* yp
         cdef const int32_t* lrow
         cdef const int32_t* prow
-        for l in range(self.L):
-            lrow = self.plast + l * PL_NCOL
+        for rule in range(self.L):
+            lrow = self.plast + rule * PL_NCOL
             p = lrow[PL_PROJ]
             prow = self.proj + p * PJ_NCOL
             n_pre = prow[PJ_N_PRE]

@@ -6,8 +6,14 @@ golden NumPy reference. ``spikeedge info`` tells which backend is active.
 """
 from .contract import CONTRACT_VERSION
 from .engine import Engine
-from .errors import (BackendError, InputError, ModelFormatError, NetworkError,
-                     QuantizationError, SpikeEdgeError)
+from .errors import (
+                     BackendError,
+                     InputError,
+                     ModelFormatError,
+                     NetworkError,
+                     QuantizationError,
+                     SpikeEdgeError,
+)
 from .modelfile import load_model, save_model
 from .network import INPUT, STDP, Network, Population, Projection
 from .program import Program, State

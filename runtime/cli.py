@@ -64,7 +64,7 @@ def cmd_demo(args) -> int:
     for a in range(0, inp.shape[0], block):
         t0 = time.perf_counter()
         spikes, state, _ = eng.run_chunk(inp[a:a + block], state)
-        counts += spikes[:, out].sum(0)
+        counts += spikes[:, out].sum(0, dtype=np.int64)
         latency = time.perf_counter() - t0
         end = a + spikes.shape[0]
         if end % window == 0 or end == inp.shape[0]:

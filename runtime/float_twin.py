@@ -44,7 +44,7 @@ class FloatTwin:
 
     def step(self, inp_row: np.ndarray) -> list:
         spiked = []
-        for g, (pop, pp) in enumerate(zip(self.pops, self.p)):
+        for g, (pop, pp) in enumerate(zip(self.pops, self.p, strict=True)):
             ref = self.ref[g]
             ref[ref > 0] -= 1
             active = ref == 0
@@ -61,7 +61,7 @@ class FloatTwin:
             ref[s] = pp["ref"]
             spiked.append(s)
         groups = {INPUT: np.flatnonzero(inp_row)}
-        for name, s in zip(self.names, spiked):
+        for name, s in zip(self.names, spiked, strict=True):
             groups[name] = np.flatnonzero(s)
         for i, pr in enumerate(self.net.projections):
             idx = groups[pr.source]

@@ -12,17 +12,38 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
 
 import numpy as np
 
 from . import contract as C
 from .errors import ModelFormatError
 from .network import STDP, Network, Population, Projection
-from .program import (KIND_CSR, KIND_DENSE, PJ_CHANNEL, PJ_KIND, PJ_N_POST, PJ_IDX_OFF, PJ_N_PRE, PJ_NCOL,
-                      PJ_PLAST, PJ_PTR_OFF, PJ_SHIFT, PJ_SRC_GROUP, PJ_TGT_START, PJ_W_OFF,
-                      PL_ALPHA_POST, PL_ALPHA_PRE, PL_NCOL, PL_PROJ, PL_W_MAX, PL_W_MIN,
-                      PL_XPOST_OFF, PL_XPRE_OFF, PROGRAM_ARRAYS, Program)
+from .program import (
+    KIND_CSR,
+    KIND_DENSE,
+    PJ_CHANNEL,
+    PJ_IDX_OFF,
+    PJ_KIND,
+    PJ_N_POST,
+    PJ_N_PRE,
+    PJ_NCOL,
+    PJ_PLAST,
+    PJ_PTR_OFF,
+    PJ_SHIFT,
+    PJ_SRC_GROUP,
+    PJ_TGT_START,
+    PJ_W_OFF,
+    PL_ALPHA_POST,
+    PL_ALPHA_PRE,
+    PL_NCOL,
+    PL_PROJ,
+    PL_W_MAX,
+    PL_W_MIN,
+    PL_XPOST_OFF,
+    PL_XPRE_OFF,
+    PROGRAM_ARRAYS,
+    Program,
+)
 
 FORMAT_NAME = "spikeedge-model"
 FORMAT_VERSION = 1
@@ -207,7 +228,7 @@ def load_model(path) -> Program:
         z = np.load(io.BytesIO(data), allow_pickle=False)
         files = set(z.files)
         arrays = {k: z[k] for k in files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, AttributeError) as exc:
+    except Exception as exc:    # zipfile/zlib/numpy raise many types on a corrupt archive
         raise ModelFormatError(f"model file {path}: not a readable spikeedge model "
                                f"(truncated or corrupt archive: {exc})") from None
     if not isinstance(arrays, dict) or "__header__" not in files:

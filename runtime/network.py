@@ -156,7 +156,8 @@ class Projection:
         if self.sparse:
             ptr = np.asarray(self.indptr)
             idx = np.asarray(self.indices)
-            if ptr.ndim != 1 or ptr.shape[0] != n_pre + 1 or not np.issubdtype(ptr.dtype, np.integer):
+            if ptr.ndim != 1 or ptr.shape[0] != n_pre + 1 or \
+                    not np.issubdtype(ptr.dtype, np.integer):
                 raise NetworkError(f"{where}: indptr must be integers of shape ({n_pre + 1},)")
             if ptr[0] != 0 or np.any(np.diff(ptr) < 0):
                 raise NetworkError(f"{where}: indptr must start at 0 and never decrease")

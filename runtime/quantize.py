@@ -15,7 +15,7 @@ import numpy as np
 from . import contract as C
 from .errors import QuantizationError
 from .network import INPUT, Network
-from .program import (KIND_CSR, KIND_DENSE, PJ_NCOL, PL_NCOL, PROGRAM_ARRAYS, Program)
+from .program import KIND_CSR, KIND_DENSE, PJ_NCOL, PL_NCOL, PROGRAM_ARRAYS, Program
 
 
 def population_scale(pop) -> float:

@@ -9,10 +9,30 @@ from __future__ import annotations
 import numpy as np
 
 from .contract import DECAY_FRAC_BITS, DECAY_HALF, INT16_MAX, INT16_MIN, sat32
-from .program import (KIND_DENSE, PJ_CHANNEL, PJ_KIND, PJ_N_POST, PJ_N_PRE, PJ_PLAST,
-                      PJ_IDX_OFF, PJ_PTR_OFF, PJ_SHIFT, PJ_SRC_GROUP, PJ_TGT_START, PJ_W_OFF, PL_A_POST,
-                      PL_A_PRE, PL_ALPHA_POST, PL_ALPHA_PRE, PL_PROJ, PL_W_MAX, PL_W_MIN,
-                      PL_XPOST_OFF, PL_XPRE_OFF, Program, State)
+from .program import (
+    KIND_DENSE,
+    PJ_CHANNEL,
+    PJ_IDX_OFF,
+    PJ_KIND,
+    PJ_N_POST,
+    PJ_N_PRE,
+    PJ_PTR_OFF,
+    PJ_SHIFT,
+    PJ_SRC_GROUP,
+    PJ_TGT_START,
+    PJ_W_OFF,
+    PL_A_POST,
+    PL_A_PRE,
+    PL_ALPHA_POST,
+    PL_ALPHA_PRE,
+    PL_PROJ,
+    PL_W_MAX,
+    PL_W_MIN,
+    PL_XPOST_OFF,
+    PL_XPRE_OFF,
+    Program,
+    State,
+)
 
 
 def mul_q24(x: np.ndarray, c) -> np.ndarray:

@@ -1,0 +1,79 @@
+"""The command line, run as a user runs it: a subprocess of the installed console script."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from spikeedge.kernels import AVAILABLE
+
+EXE = shutil.which("spikeedge") or ""
+
+
+def run(*args, env=None, timeout=300):
+    cmd = [EXE, *args] if EXE else [sys.executable, "-m", "spikeedge.cli", *args]
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
+
+
+def test_info_json_reports_the_backend():
+    r = run("info", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["backend"] == ("compiled" if AVAILABLE else "reference")
+    assert info["build"]["compiled"] is AVAILABLE
+    assert "-march=native" not in info["build"].get("compile_args", "") or \
+        os.environ.get("SPIKEEDGE_NATIVE")
+
+
+def test_info_without_build_falls_back_and_says_so():
+    r = run("info", "--json", env={"SPIKEEDGE_DISABLE_COMPILED": "1"})
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["backend"] == "reference"
+    assert r.stderr.count("falling back") == 1
+
+
+def test_bench_refuses_the_reference_fallback():
+    r = run("bench", "--net", "kws", "--T", "0.1", env={"SPIKEEDGE_DISABLE_COMPILED": "1"})
+    assert r.returncode != 0
+    assert "not benchmarked" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(not AVAILABLE, reason="compiled kernels are not built")
+def test_bench_json_has_the_documented_fields():
+    r = run("bench", "--net", "kws", "--T", "0.5", "--repeats", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["backend"] == "compiled"
+    k = doc["nets"]["kws"]
+    for key in ("s_per_sim_s", "syn_events_per_s", "neuron_updates_per_s", "spikes",
+                "syn_events", "peak_rss_mb", "repeats"):
+        assert key in k, key
+    assert k["repeats"] == 3 and k["spikes"] > 0 and k["syn_events"] > k["spikes"]
+    assert k["s_per_sim_s"] > 0 and k["peak_rss_mb"] > 1
+
+
+@pytest.mark.parametrize("args,msg", [
+    (("bench", "--net", "nope"), "invalid choice"),
+    (("bench", "--repeats", "0"), "positive integer"),
+    (("bench", "--T", "-1"), "positive number"),
+    (("bench", "--T", "abc"), "positive number"),
+    (("frobnicate",), "invalid choice"),
+    ((), "required"),
+])
+def test_bad_arguments_exit_2_with_a_message(args, msg):
+    r = run(*args)
+    assert r.returncode == 2
+    assert msg in r.stderr and "Traceback" not in r.stderr
+
+
+def test_demo_streams_decisions():
+    r = run("demo", "--seconds", "1", "--window-ms", "250")
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(recs) == 4
+    assert [x["seq"] for x in recs] == [0, 1, 2, 3]
+    assert all(x["type"] == "decision" and x["latency_s"] >= 0 for x in recs)
