@@ -52,6 +52,8 @@ cdef extern from "lif_ops.h" nogil:
     void syn_rowsum_s16(int32_t* rs, const int16_t* w, int n)
     void syn_scale_add_s32(int64_t* acc, const int32_t* rs, int64_t mul, int n)
     int spk_collect_u8(const uint8_t* x, int n, int32_t* out)
+    int lif_threshold_s32(int32_t* v, const int32_t* vnew, int32_t* ref, const int32_t* theta,
+                          uint8_t* spikes, int n)
     void stdp_row_s16(int16_t* w, const int32_t* x, int32_t lo, int32_t hi, int n)
 
 
@@ -217,9 +219,8 @@ cdef class LifKernel:
                        uint8_t* spikes) noexcept nogil:
         """Steps 1-5 of the contract for every neuron; collects spiking indices per group.
         Invariant: spk[grp_ptr[g]:grp_ptr[g+1]] are the local indices of group g's spikes."""
-        cdef int j, g, s0, n, nspk = 0
+        cdef int i, j, g, s0, n, first, nspk = 0
         cdef int N = self.N, K = self.K
-        cdef int32_t r, vj
         cdef int32_t* spk = self.spk
         cdef const int32_t* am = self.alpha_m
         cdef const int32_t* be = self.beta
@@ -233,25 +234,16 @@ cdef class LifKernel:
         for g in range(self.G - 1):
             s0 = self.pop_start[g]
             n = self.pop_n[g]
-            for j in range(s0, s0 + n):
-                r = ref[j]
-                spikes[j] = 0
-                if r > 0:
-                    r -= 1
-                    ref[j] = r
-                    if r > 0:
-                        continue
-                vj = self.vnew[j]
-                if vj > th[j]:
+            if lif_threshold_s32(v + s0, self.vnew + s0, ref + s0, th + s0, spikes + s0, n):
+                first = nspk
+                nspk += spk_collect_u8(spikes + s0, n, spk + nspk)
+                for i in range(first, nspk):
+                    j = s0 + spk[i]
                     if self.reset_sub[j]:
-                        vj = sat32(<int64_t>vj - (<int64_t>th[j] - self.v_reset[j]))
+                        v[j] = sat32(<int64_t>v[j] - (<int64_t>th[j] - self.v_reset[j]))
                     else:
-                        vj = self.v_reset[j]
+                        v[j] = self.v_reset[j]
                     ref[j] = self.ref_steps[j]
-                    spk[nspk] = j - s0
-                    nspk += 1
-                    spikes[j] = 1
-                v[j] = vj
             self.grp_ptr[g + 2] = nspk
         decay_q24_s32(i_syn, self.alpha_s, K * N)
 

@@ -69,6 +69,27 @@ static void lif_membrane_q24(int32_t *restrict out, const int32_t *restrict v,
     }
 }
 
+/* Refractory countdown, membrane commit and spike test for n neurons (steps 1, 2 and 4):
+ * ref -= (ref > 0); a neuron with ref == 0 takes its membrane candidate and spikes when it
+ * exceeds theta. Writes 0/1 into spikes; returns the number of spikes. Branch-free. */
+SE_CLONES
+static int lif_threshold_s32(int32_t *restrict v, const int32_t *restrict vnew,
+                             int32_t *restrict ref, const int32_t *restrict theta,
+                             uint8_t *restrict spikes, int n) {
+    int count = 0;
+    for (int j = 0; j < n; j++) {
+        int32_t r = ref[j];
+        r -= (r > 0);
+        ref[j] = r;
+        int32_t vj = (r == 0) ? vnew[j] : v[j];
+        v[j] = vj;
+        uint8_t s = (uint8_t)((r == 0) & (vj > theta[j]));
+        spikes[j] = s;
+        count += s;
+    }
+    return count;
+}
+
 /* x = sat32((x*a + 2^23) >> 24) over n values. */
 SE_CLONES
 static void decay_q24_s32(int32_t *restrict x, const int32_t *restrict a, int n) {

@@ -5,10 +5,10 @@ import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import BITEXACT_EXAMPLES
 from netgen import inputs, networks
 from spikeedge import Engine, QuantizationError, quantize
 from spikeedge.kernels import AVAILABLE
+from testutil import BITEXACT_EXAMPLES
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="compiled kernels are not built")
 

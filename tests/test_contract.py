@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from conftest import REPO
 from spikeedge import contract as C
 from spikeedge.tools import gendocs
+from testutil import REPO
 
 
 def test_table_covers_every_program_and_state_array():

@@ -3,10 +3,10 @@ reproduces them bit for bit, and regenerating them from the code changes nothing
 import numpy as np
 import pytest
 
-from conftest import REPO
 from spikeedge import Engine, load_model, quantize
 from spikeedge.kernels import AVAILABLE
 from spikeedge.tools import golden
+from testutil import REPO
 
 GOLDEN = REPO / "tests" / "golden"
 CASES = ["ff", "rec", "sat", "stdp"]

@@ -1,0 +1,226 @@
+"""Encoders: streaming exactness under random splits, analytic checks, rate statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spikeedge.sensors import EncoderConfigError
+from spikeedge.sensors.encoders import (
+    BandPass,
+    Chain,
+    CochleaFilterbank,
+    Compress,
+    DeltaEncoder,
+    Envelope,
+    FftFilterbank,
+    LatencyEncoder,
+    LevelCrossingEncoder,
+    LIFEncoder,
+    Notch,
+    RateEncoder,
+    SigmaDeltaEncoder,
+)
+from spikeedge.sensors.presets import NOMINAL, make_encoder
+
+RNG = np.random.default_rng(1234)
+
+
+def signal(n, channels, scale=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    slow = np.sin(2 * np.pi * t / (37 + 11 * np.arange(channels)))
+    return scale * (slow + 0.3 * rng.standard_normal((n, channels)))
+
+
+def factories():
+    """(name, factory, input) for every encoder, including rates that do not divide."""
+    return {
+        "delta-360": (lambda: DeltaEncoder(0.1, 360, 1000, 2), signal(900, 2)),
+        "delta-16k": (lambda: DeltaEncoder(0.2, 16000, 1000, 1), signal(3000, 1)),
+        "level": (lambda: LevelCrossingEncoder(0.25, 360, 1000, 2), signal(900, 2)),
+        "level-hyst": (lambda: LevelCrossingEncoder(0.25, 250, 1000, 1, hysteresis=1),
+                       signal(700, 1)),
+        "sigma-delta": (lambda: SigmaDeltaEncoder(0.002, 360, 1000, 2), signal(900, 2)),
+        "lif": (lambda: LIFEncoder(300, 1000, 2, tau=0.01, threshold=0.3), signal(900, 2)),
+        "lif-zero-refr": (lambda: LIFEncoder(2000, 1000, 1, tau=0.004, threshold=0.4,
+                                             reset="zero", refractory=2),
+                          np.abs(signal(3000, 1))),
+        "rate-poisson": (lambda: RateEncoder(500, 1000, 3, max_rate=200, seed=3),
+                         np.abs(signal(1200, 3, 0.5))),
+        "rate-det": (lambda: RateEncoder(360, 1000, 2, max_rate=300, mode="deterministic"),
+                     np.abs(signal(900, 2, 0.5))),
+        "latency": (lambda: LatencyEncoder(360, 1000, 2, window=7), np.abs(signal(900, 2, 0.6))),
+        "latency-down": (lambda: LatencyEncoder(8000, 1000, 1, window=5),
+                         np.abs(signal(3000, 1, 0.6))),
+        **{f"preset-{name}": (lambda name=name: make_encoder(name),
+                              signal(int(NOMINAL[name][0] * 0.4), NOMINAL[name][1],
+                                     0.1 if "audio" in name else (60.0 if "emg" in name else 1.0)))
+           for name in NOMINAL},
+        "chain-emg": (lambda: Chain(BandPass(20, 90, 200, 2), Envelope(200, 2, 5.0),
+                                    SigmaDeltaEncoder(0.5, 200, 1000, 2)),
+                      signal(800, 2, 50.0)),
+        "chain-notch": (lambda: Chain(Notch(50, 360, 1), Compress(360, 1, "sqrt"),
+                                      DeltaEncoder(0.05, 360, 500, 1)), signal(900, 1)),
+    }
+
+
+CASES = factories()
+
+
+def run_split(make, x, cuts):
+    enc = make()
+    parts = np.split(x, sorted(cuts))
+    outs = [enc.process(p) for p in parts]
+    return np.concatenate(outs), enc
+
+
+def first_difference(a, b):
+    diff = np.argwhere(a != b)
+    return f"first difference at step {diff[0][0]}, output {diff[0][1]}" if len(diff) else ""
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_streaming_exact_under_random_splits(name, data):
+    make, x = CASES[name]
+    whole, enc = run_split(make, x, [])
+    cuts = data.draw(st.lists(st.integers(0, len(x)), max_size=8), label="cuts")
+    split, _ = run_split(make, x, cuts)
+    assert whole.dtype == np.uint8 and whole.shape[1] == enc.n_out
+    assert split.shape == whole.shape, f"{name}: {split.shape} vs {whole.shape}"
+    assert np.array_equal(split, whole), f"{name}: {first_difference(split, whole)}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_step_count_and_reset(name):
+    make, x = CASES[name]
+    enc = make()
+    out = enc.process(x)
+    expected = (len(x) * enc.step_hz_exact.numerator * enc.in_rate_exact.denominator) // (
+        enc.step_hz_exact.denominator * enc.in_rate_exact.numerator)
+    assert out.shape[0] == expected
+    assert set(np.unique(out)) <= {0, 1}
+    enc.reset()
+    assert np.array_equal(enc.process(x), out)
+
+
+def test_one_sample_at_a_time_equals_whole():
+    x = signal(400, 1)
+    a = DeltaEncoder(0.1, 360, 1000).process(x)
+    enc = DeltaEncoder(0.1, 360, 1000)
+    b = np.concatenate([enc.process(x[i : i + 1]) for i in range(len(x))])
+    assert np.array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- analytic
+def test_delta_encoder_counts_threshold_crossings_of_a_ramp():
+    x = np.linspace(0, 1.0, 1001)[:, None]  # rises by 10 thresholds of 0.1
+    out = DeltaEncoder(0.1, 1000, 1000).process(x)
+    assert out[:, 0].sum() == 10 and out[:, 1].sum() == 0
+    down = DeltaEncoder(0.1, 1000, 1000).process(x[::-1])
+    assert down[:, 1].sum() == 10 and down[:, 0].sum() == 0
+
+
+def test_delta_hysteresis_ignores_small_wiggles():
+    x = (0.05 * np.sin(np.arange(500) / 3))[:, None]
+    assert DeltaEncoder(0.1, 1000, 1000).process(x).sum() == 0
+    assert LevelCrossingEncoder(0.1, 1000, 1000, offset=0.0).process(x).sum() > 10
+
+
+def test_sigma_delta_tracks_the_integral():
+    x = np.full((1000, 1), 2.0)  # integral 2.0 over 1 s at 1 kHz
+    out = SigmaDeltaEncoder(0.1, 1000, 1000).process(x)
+    assert out[:, 0].sum() == 20 and out[:, 1].sum() == 0
+
+
+def test_lif_constant_input_fires_at_the_analytic_rate():
+    # tau dv/dt = -v + I with I = 2, threshold 1, reset to zero: period = tau ln(I / (I - 1)).
+    tau = 0.01
+    out = LIFEncoder(1000, 1000, 1, tau=tau, threshold=1.0, reset="zero").process(
+        np.full((2000, 1), 2.0))
+    isi = np.diff(np.flatnonzero(out[:, 0]))
+    assert np.all(np.abs(isi - tau * np.log(2) * 1000) <= 1)
+
+
+def test_latency_rule():
+    assert list(LatencyEncoder.spike_step(np.array([1.0, 0.5, 0.0, 1e-6, -1]), 11)) == [
+        0, 5, -1, 10, -1]
+    x = np.repeat(np.array([[1.0, 0.5, 0.0, 0.25]]), 20, axis=0)
+    out = LatencyEncoder(1000, 1000, 4, window=5).process(x)
+    assert out.shape == (20, 4)
+    for c, step in enumerate([0, 2, None, 3]):
+        fired = np.flatnonzero(out[:, c])
+        if step is None:
+            assert fired.size == 0
+        else:
+            assert list(fired) == [step, step + 5, step + 10, step + 15]
+
+
+def test_poisson_rate_statistics_with_fixed_seed():
+    enc = RateEncoder(1000, 1000, 4, max_rate=100, seed=7)
+    x = np.tile([0.0, 0.25, 0.5, 1.0], (20000, 1))
+    out = enc.process(x)
+    rates = out.mean(axis=0) * 1000
+    expected = np.array([0, 25, 50, 100])
+    sd = np.sqrt(expected / 1000 * (1 - expected / 1000) * 20000) / 20  # spikes->Hz
+    assert rates[0] == 0
+    assert np.all(np.abs(rates - expected) < 4 * sd + 1e-9)
+    again = RateEncoder(1000, 1000, 4, max_rate=100, seed=7).process(x)
+    assert np.array_equal(out, again)
+
+
+def test_deterministic_rate_is_evenly_spaced():
+    out = RateEncoder(1000, 1000, 1, max_rate=100, mode="deterministic").process(
+        np.full((1000, 1), 0.5))
+    isi = np.diff(np.flatnonzero(out[:, 0]))
+    assert out.sum() == 50 and set(isi) == {20}
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+@pytest.mark.parametrize("bank", ["fft", "iir"])
+def test_tone_lands_in_the_right_filterbank_band(rate, bank):
+    t = np.arange(int(0.2 * rate)) / rate
+    for f in (300.0, 1000.0, 3000.0):
+        x = (0.3 * np.sin(2 * np.pi * f * t))[:, None]
+        if bank == "fft":
+            fb = FftFilterbank(rate, bands=32)
+            e = fb.process(x)[-50:].mean(axis=0)
+        else:
+            fb = CochleaFilterbank(rate, bands=32, order=2)
+            e = (fb.process(x)[-rate // 20 :] ** 2).mean(axis=0)
+        best = int(np.argmax(e))
+        nearest = int(np.argmin(np.abs(np.log(fb.centres / f))))
+        assert abs(best - nearest) <= 1, (f, fb.centres[best], fb.centres[nearest])
+
+
+def test_bad_encoder_arguments():
+    with pytest.raises(EncoderConfigError, match="threshold"):
+        DeltaEncoder(0, 360)
+    with pytest.raises(EncoderConfigError, match="shaped"):
+        DeltaEncoder(0.1, 360, channels=2).process(np.zeros((10, 3)))
+    with pytest.raises(EncoderConfigError, match="NaN"):
+        DeltaEncoder(0.1, 360).process(np.array([[np.nan]]))
+    with pytest.raises(EncoderConfigError, match="max_rate"):
+        RateEncoder(1000, 1000, max_rate=5000)
+    with pytest.raises(EncoderConfigError, match="expects"):
+        Chain(BandPass(1, 10, 360), DeltaEncoder(0.1, 200))
+    with pytest.raises(EncoderConfigError, match="unknown encoder"):
+        make_encoder("nope")
+    with pytest.raises(EncoderConfigError, match="multiple"):
+        FftFilterbank(16000, hop_hz=3000)
+
+
+def test_bench_and_plot_helpers(tmp_path):
+    from spikeedge.sensors.tools import bench_encoders, encode_source, plot_encoding
+
+    res = bench_encoders(seconds=0.5, repeats=1, names=["ecg-delta", "emg-delta"])
+    assert set(res) == {"ecg-delta", "emg-delta"} and res["ecg-delta"]["realtime_factor"] > 1
+    x, spikes, rate, enc = encode_source("fake:ecg?duration=5", "ecg-delta")
+    assert x.shape == (1800, 1) and spikes.shape == (5000, 2) and spikes.sum() > 0
+    out = tmp_path / "enc.png"
+    plot_encoding(x, spikes, rate, enc.step_hz, str(out), "fake:ecg")
+    assert out.stat().st_size > 1000
