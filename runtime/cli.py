@@ -6,6 +6,7 @@ exit with status 2; they never print a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -101,7 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-ms", type=_positive_float, default=10.0)
     p.add_argument("--window-ms", type=_positive_float, default=500.0)
     p.set_defaults(func=cmd_demo)
+    for module in _EXTENSIONS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        mod.register(sub)
     return ap
+
+
+#: modules that add subcommands: each has ``register(subparsers)`` and sets ``func`` on its
+#: parsers (one line per module; a module that is not there yet is skipped)
+_EXTENSIONS = [
+    "spikeedge.daemon",
+    "spikeedge.tools.validate",
+]
 
 
 def _positive_int(s):

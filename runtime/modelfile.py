@@ -74,9 +74,23 @@ def _network_to_json(net: Network, arrays: dict) -> dict:
             "projections": projs}
 
 
-def save_model(path, program: Program, metadata: dict | None = None) -> None:
-    """Write ``program`` (and the physical network it came from) to ``path`` atomically."""
+def save_model(path, program: Program, metadata: dict | None = None,
+               extras: dict | None = None) -> None:
+    """Write ``program`` (and the physical network it came from) to ``path`` atomically.
+
+    ``metadata`` is any JSON-serialisable dict (encoder settings, labels, model card facts);
+    ``extras`` maps names to numeric arrays that travel with the model (for example a trained
+    readout); they come back as ``program.extras``. Both default to what ``program`` carries."""
     arrays = {f"prog/{k}": getattr(program, k) for k in PROGRAM_ARRAYS}
+    if metadata is None:
+        metadata = program.report.get("metadata", {})
+    extras = program.extras if extras is None else extras
+    for name, a in (extras or {}).items():
+        a = np.asarray(a)
+        if not isinstance(name, str) or not name or a.dtype.kind not in "biuf":
+            raise ModelFormatError(f"extra {name!r}: needs a non-empty name and a numeric "
+                                   f"array, got {a.dtype}")
+        arrays[f"extra/{name}"] = a
     header = {
         "format": FORMAT_NAME, "version": FORMAT_VERSION, "contract_version": C.CONTRACT_VERSION,
         "dt": program.dt, "n_in": program.n_in, "pop_names": list(program.pop_names),
@@ -268,8 +282,18 @@ def load_model(path) -> Program:
     if len(scales) != len(pop_names) or len(v_rest) != len(pop_names) or \
             len(proj_names) != prog_arrays["proj"].shape[0]:
         _fail(path, "header names/scales do not match the arrays")
+    metadata = header.get("metadata", {})
+    if not isinstance(metadata, dict):
+        _fail(path, "header 'metadata' must be a JSON object")
+    extras = {}
+    for k in files:
+        if k.startswith("extra/"):
+            a = arrays[k]
+            if a.dtype.kind not in "biuf":
+                _fail(path, f"extra array {k!r} has non-numeric dtype {a.dtype}")
+            extras[k[len("extra/"):]] = np.ascontiguousarray(a).copy()
     prog = Program(dt=dt, n_in=n_in, pop_names=pop_names, scales=scales, v_rest=v_rest,
-                   proj_names=proj_names, report={"metadata": header.get("metadata", {})},
+                   proj_names=proj_names, report={"metadata": metadata}, extras=extras,
                    **prog_arrays)
     _validate_program(path, prog)
     if header.get("network") is not None:

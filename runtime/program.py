@@ -54,6 +54,7 @@ class Program:
     proj_names: list = field(default_factory=list)
     network: object = None      # the physical Network it came from (for twins and reports)
     report: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)   # named numeric arrays saved with the model
 
     @property
     def n_neurons(self) -> int:

@@ -50,6 +50,20 @@ def test_round_trip_is_exact(models, name):
             assert za.read(m) == zb.read(m), m
 
 
+def test_metadata_and_extras_travel_with_the_model(models, tmp_path):
+    prog, _, _ = models["kws"]
+    p = tmp_path / "x.npz"
+    ro = np.arange(12, dtype=np.float32).reshape(3, 4)
+    save_model(p, prog, metadata={"labels": ["a", "b", "c"]}, extras={"readout": ro})
+    back = load_model(p)
+    assert back.report["metadata"]["labels"] == ["a", "b", "c"]
+    assert np.array_equal(back.extras["readout"], ro) and back.extras["readout"].dtype == ro.dtype
+    save_model(tmp_path / "y.npz", back)            # defaults: what the program carries
+    assert np.array_equal(load_model(tmp_path / "y.npz").extras["readout"], ro)
+    with pytest.raises(ModelFormatError, match="numeric"):
+        save_model(tmp_path / "z.npz", prog, extras={"bad": np.array(["x"])})
+
+
 def rewrite(src, dst, edit):
     """Copy a model archive, letting ``edit(members: dict[str, ndarray])`` change it."""
     with np.load(src, allow_pickle=False) as z:
