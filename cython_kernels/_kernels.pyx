@@ -43,10 +43,9 @@ cdef enum:
 
 
 cdef extern from "lif_ops.h" nogil:
-    void lif_membrane_q24(int32_t* out, const int32_t* v, const int32_t* am,
-                          const int32_t* i_syn, const int32_t* beta, const int32_t* bias,
-                          int K, int64_t stride, int n)
-    void decay_q24_s32(int32_t* x, const int32_t* a, int n)
+    void lif_membrane_decay_q24(int32_t* out, const int32_t* v, const int32_t* am,
+                                int32_t* i_syn, const int32_t* beta, const int32_t* alpha_s,
+                                const int32_t* bias, int K, int64_t stride, int n)
     void decay_q24_s32_scalar(int32_t* x, int32_t a, int n)
     void syn_fold_s64(int32_t* cur, int64_t* acc, int n)
     void syn_rowsum_s16(int32_t* rs, const int16_t* w, int n)
@@ -230,7 +229,7 @@ cdef class LifKernel:
         if self.n_in > 0:
             nspk = spk_collect_u8(inp, self.n_in, spk)
         self.grp_ptr[1] = nspk
-        lif_membrane_q24(self.vnew, v, am, i_syn, be, bias, K, N, N)
+        lif_membrane_decay_q24(self.vnew, v, am, i_syn, be, self.alpha_s, bias, K, N, N)
         for g in range(self.G - 1):
             s0 = self.pop_start[g]
             n = self.pop_n[g]
@@ -245,7 +244,6 @@ cdef class LifKernel:
                         v[j] = self.v_reset[j]
                     ref[j] = self.ref_steps[j]
             self.grp_ptr[g + 2] = nspk
-        decay_q24_s32(i_syn, self.alpha_s, K * N)
 
     cdef void _propagate(self, const int16_t* w) noexcept nogil:
         """Step 6a: event-driven; only rows of the sources that spiked are read."""

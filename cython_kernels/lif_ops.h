@@ -40,30 +40,43 @@ static inline int32_t se_sat32(int64_t x) {
     return (int32_t)(x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x));
 }
 
-/* Membrane candidate for n neurons: out = sat32(((v*am + sum_k i[k]*beta[k] + 2^23) >> 24) + bias).
- * i and beta are [K][stride] with the same stride; the caller applies refractoriness. */
+/* Membrane candidate and current decay for n neurons, in one pass (steps 2 and 3):
+ *   out = sat32(((v*am + sum_k i[k]*beta[k] + 2^23) >> 24) + bias)   from the old currents,
+ *   i[k] = sat32((i[k]*alpha_s[k] + 2^23) >> 24).
+ * i, beta and alpha_s are [K][stride]; the caller applies refractoriness to out. */
 SE_CLONES
-static void lif_membrane_q24(int32_t *restrict out, const int32_t *restrict v,
-                             const int32_t *restrict am, const int32_t *restrict i_syn,
-                             const int32_t *restrict beta, const int32_t *restrict bias,
-                             int K, int64_t stride, int n) {
+static void lif_membrane_decay_q24(int32_t *restrict out, const int32_t *restrict v,
+                                   const int32_t *restrict am, int32_t *restrict i_syn,
+                                   const int32_t *restrict beta,
+                                   const int32_t *restrict alpha_s,
+                                   const int32_t *restrict bias, int K, int64_t stride,
+                                   int n) {
     if (K == 1) {
         for (int j = 0; j < n; j++) {
-            int64_t tot = (int64_t)v[j] * am[j] + (int64_t)i_syn[j] * beta[j];
+            int64_t i0 = i_syn[j];
+            int64_t tot = (int64_t)v[j] * am[j] + i0 * beta[j];
             out[j] = se_sat32(((tot + SE_HALF) >> SE_FRAC) + bias[j]);
+            i_syn[j] = se_sat32((i0 * alpha_s[j] + SE_HALF) >> SE_FRAC);
         }
     } else if (K == 2) {
-        const int32_t *i1 = i_syn + stride, *b1 = beta + stride;
+        int32_t *restrict i1 = i_syn + stride;
+        const int32_t *b1 = beta + stride, *a1 = alpha_s + stride;
         for (int j = 0; j < n; j++) {
-            int64_t tot = (int64_t)v[j] * am[j] + (int64_t)i_syn[j] * beta[j]
-                          + (int64_t)i1[j] * b1[j];
+            int64_t i0 = i_syn[j], i1j = i1[j];
+            int64_t tot = (int64_t)v[j] * am[j] + i0 * beta[j] + i1j * b1[j];
             out[j] = se_sat32(((tot + SE_HALF) >> SE_FRAC) + bias[j]);
+            i_syn[j] = se_sat32((i0 * alpha_s[j] + SE_HALF) >> SE_FRAC);
+            i1[j] = se_sat32((i1j * a1[j] + SE_HALF) >> SE_FRAC);
         }
     } else {
         for (int j = 0; j < n; j++) {
             int64_t tot = (int64_t)v[j] * am[j];
-            for (int k = 0; k < K; k++)
-                tot += (int64_t)i_syn[k * stride + j] * beta[k * stride + j];
+            for (int k = 0; k < K; k++) {
+                int64_t ik = i_syn[k * stride + j];
+                tot += ik * beta[k * stride + j];
+                i_syn[k * stride + j] = se_sat32((ik * alpha_s[k * stride + j] + SE_HALF)
+                                                 >> SE_FRAC);
+            }
             out[j] = se_sat32(((tot + SE_HALF) >> SE_FRAC) + bias[j]);
         }
     }
@@ -90,14 +103,7 @@ static int lif_threshold_s32(int32_t *restrict v, const int32_t *restrict vnew,
     return count;
 }
 
-/* x = sat32((x*a + 2^23) >> 24) over n values. */
-SE_CLONES
-static void decay_q24_s32(int32_t *restrict x, const int32_t *restrict a, int n) {
-    for (int j = 0; j < n; j++)
-        x[j] = se_sat32(((int64_t)x[j] * a[j] + SE_HALF) >> SE_FRAC);
-}
-
-/* Same with one constant for all values (traces). */
+/* x = sat32((x*a + 2^23) >> 24) over n values with one constant (STDP traces). */
 SE_CLONES
 static void decay_q24_s32_scalar(int32_t *restrict x, int32_t a, int n) {
     for (int j = 0; j < n; j++)

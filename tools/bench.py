@@ -29,19 +29,21 @@ def _measure_one(name: str, repeats: int, T: float | None) -> dict:
     eng = Engine(prog, backend="compiled")
     steps, N = inp.shape[0], prog.n_neurons
     out = np.empty((CHUNK_STEPS, N), np.uint8)
-    times, counts = [], None
+    times, cpu_times, counts = [], [], None
     for _ in range(repeats):
         state = eng.initial_state()
         c = np.zeros(N, np.int64)
-        elapsed = 0.0
+        elapsed = cpu = 0.0
         for a in range(0, steps, CHUNK_STEPS):
             chunk = inp[a:a + CHUNK_STEPS]
             buf = out[:chunk.shape[0]]
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time(), time.perf_counter()
             eng.run_chunk(chunk, state, out=buf)
             elapsed += time.perf_counter() - t0
+            cpu += time.thread_time() - c0
             c += buf.sum(0, dtype=np.int64)
         times.append(elapsed)
+        cpu_times.append(cpu)
         if counts is None:
             counts = c
         elif not np.array_equal(c, counts):
@@ -50,7 +52,8 @@ def _measure_one(name: str, repeats: int, T: float | None) -> dict:
     syn = synaptic_events(prog, inp.sum(0, dtype=np.int64), counts)
     rates = {p: float(counts[prog.pop_slice(p)].mean() / T) for p in prog.pop_names}
     return {
-        "s_per_sim_s": med / T, "syn_events_per_s": syn / med,
+        "s_per_sim_s": med / T, "cpu_s_per_sim_s": statistics.median(cpu_times) / T,
+        "syn_events_per_s": syn / med,
         "neuron_updates_per_s": N * steps / med, "spikes": int(counts.sum()),
         "syn_events": syn, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         / 1024.0, "repeats": repeats, "wall_s": times, "sim_seconds": T, "steps": steps,
@@ -59,7 +62,8 @@ def _measure_one(name: str, repeats: int, T: float | None) -> dict:
 
 
 def read_peers(path: str) -> dict:
-    """Median s_per_sim_s per (tool, net) from the peer harness's JSON lines."""
+    """Median s_per_sim_s per (tool, net) from the peer harness's JSON lines (``loop_s`` is
+    wall time of the simulation loop only, as ours)."""
     rows = {}
     with open(path) as f:
         for line in f:
@@ -86,10 +90,12 @@ def run_bench(nets, repeats: int = 3, T: float | None = None, peers: str | None 
            "machine": {"cpus": os.cpu_count(), "loadavg1": os.getloadavg()[0],
                        "platform": sys.platform, "machine": os.uname().machine},
            "nets": {}}
+    # one BLAS thread: idle OpenBLAS workers spin and steal the core the kernel runs on
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     for name in nets:
         cmd = [sys.executable, "-m", "spikeedge.tools.bench", "--one", name,
                "--repeats", str(repeats)] + ([] if T is None else ["--T", str(T)])
-        res = subprocess.run(cmd, capture_output=True, text=True)
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if res.returncode != 0:
             raise SystemExit(f"spikeedge bench: {name} failed:\n{res.stderr}")
         doc["nets"][name] = json.loads(res.stdout.strip().splitlines()[-1])
