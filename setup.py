@@ -66,7 +66,8 @@ setup(
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False,
                              "cdivision": True, "initializedcheck": False},
     ),
-    install_requires=["numpy>=1.24", "scipy>=1.10", "pyserial>=3.5"],
+    install_requires=["numpy>=1.24", "scipy>=1.10", "pyserial>=3.5", "paho-mqtt>=2",
+                      "tomli>=1.1; python_version < '3.11'"],
     extras_require={
         "ecg": ["wfdb>=4.1"],
         "audio": ["sounddevice>=0.4"],

@@ -49,7 +49,8 @@ def _check(name, arr, dtype, shape):
                          f"{getattr(arr, 'dtype', type(arr))} {getattr(arr, 'shape', '')}")
 
 
-def run_chunk(kernel, program, inp: np.ndarray, state, spikes: np.ndarray, rec=None) -> None:
+def run_chunk(kernel, program, inp: np.ndarray, state, spikes: np.ndarray, rec=None,
+              learn: bool = True) -> None:
     """lif_run_chunk_q24: run len(inp) steps in place. ``inp`` is uint8 [T, n_in] (C order),
     ``spikes`` a uint8 [T, N] output buffer, ``rec`` None or (v [T, N], i_syn [T, K, N])."""
     T = inp.shape[0]
@@ -62,6 +63,7 @@ def run_chunk(kernel, program, inp: np.ndarray, state, spikes: np.ndarray, rec=N
     _check("x_post", state.x_post, np.int32, (n_post,))
     w = state.w if program.plastic else program.weights
     _check("w", w, np.int16, program.weights.shape)
+    _check("theta_a", state.theta_a, np.int32, (N,))
     _check("spikes", spikes, np.uint8, (T, N))
     if rec is None:
         rv, ri, record = _DUMMY_V, _DUMMY_I, False
@@ -73,7 +75,10 @@ def run_chunk(kernel, program, inp: np.ndarray, state, spikes: np.ndarray, rec=N
     xp = state.x_pre if n_pre else _DUMMY_X
     xq = state.x_post if n_post else _DUMMY_X
     wv = w if w.size else _DUMMY_W
-    kernel.run(inp, state.v, state.i_syn, state.ref, xp, xq, wv, spikes, rv, ri, record)
+    # homeostasis work is skipped only when it cannot change anything
+    adaptive = program.adaptive or bool(state.theta_a.any())
+    kernel.run(inp, state.v, state.i_syn, state.ref, xp, xq, wv, state.theta_a, spikes, rv, ri,
+               record, adaptive, bool(learn))
 
 
 _DUMMY_V = np.zeros((1, 1), np.int32)

@@ -37,9 +37,11 @@ cdef enum:
     PL_ALPHA_POST = 6
     PL_W_MIN = 7
     PL_W_MAX = 8
+    PL_RULE = 9
+    RULE_MULTIPLICATIVE = 1
     KIND_DENSE = 0
     PJ_NCOL = 11
-    PL_NCOL = 9
+    PL_NCOL = 10
 
 
 cdef extern from "lif_ops.h" nogil:
@@ -53,6 +55,11 @@ cdef extern from "lif_ops.h" nogil:
     int spk_collect_u8(const uint8_t* x, int n, int32_t* out)
     int lif_threshold_s32(int32_t* v, const int32_t* vnew, int32_t* ref, const int32_t* theta,
                           uint8_t* spikes, int n)
+    void decay_q24_s32(int32_t* x, const int32_t* a, int n)
+    void lif_threshold_eff_s32(int32_t* out, const int32_t* theta, const int32_t* theta_a, int n)
+    int64_t se_rdiv(int64_t a, int64_t r)
+    void stdp_row_mult_s16(int16_t* w, const int32_t* x, int32_t lo, int32_t hi,
+                           int potentiate, int n)
     void stdp_row_s16(int16_t* w, const int32_t* x, int32_t lo, int32_t hi, int n)
 
 
@@ -83,6 +90,8 @@ cdef class LifKernel:
     cdef const int32_t* theta
     cdef const int32_t* v_reset
     cdef const int32_t* ref_steps
+    cdef const int32_t* theta_plus
+    cdef const int32_t* alpha_theta
     cdef const int32_t* pop_start
     cdef const int32_t* pop_n
     cdef const int32_t* proj
@@ -97,6 +106,7 @@ cdef class LifKernel:
     cdef int32_t* tgt_group
     cdef uint8_t* touched
     cdef int32_t* vnew
+    cdef int32_t* thr
     cdef int n_in, N, K, G, P, L
     cdef object _keep
 
@@ -135,6 +145,10 @@ cdef class LifKernel:
         self.v_reset = &v32[0]
         v32 = c32(prog.ref_steps)
         self.ref_steps = &v32[0]
+        v32 = c32(prog.theta_plus)
+        self.theta_plus = &v32[0]
+        v32 = c32(prog.alpha_theta)
+        self.alpha_theta = &v32[0]
         v32 = c32(prog.pop_start)
         self.pop_start = &v32[0]
         v32 = c32(prog.pop_n)
@@ -156,7 +170,7 @@ cdef class LifKernel:
         a64 = acc
         self.acc = &a64[0, 0]
         max_post = max([int(r[PJ_N_POST]) for r in prog.proj] + [1])
-        for arr_len, attr in ((self.N, "vnew"), (max_post, "rowsum"),
+        for arr_len, attr in ((self.N, "vnew"), (self.N, "thr"), (max_post, "rowsum"),
                               (self.n_in + self.N + 1, "spk"), (self.G + 1, "grp_ptr"),
                               (max(self.P, 1), "tgt_group")):
             a = np.zeros(arr_len, np.int32)
@@ -164,6 +178,8 @@ cdef class LifKernel:
             w32 = a
             if attr == "vnew":
                 self.vnew = &w32[0]
+            elif attr == "thr":
+                self.thr = &w32[0]
             elif attr == "rowsum":
                 self.rowsum = &w32[0]
             elif attr == "spk":
@@ -183,8 +199,8 @@ cdef class LifKernel:
 
     def run(self, const uint8_t[:, ::1] inp, int32_t[::1] v, int32_t[:, ::1] i_syn,
             int32_t[::1] ref, int32_t[::1] x_pre, int32_t[::1] x_post, int16_t[::1] w,
-            uint8_t[:, ::1] spikes, int32_t[:, ::1] rec_v, int32_t[:, :, ::1] rec_i,
-            bint record):
+            int32_t[::1] theta_a, uint8_t[:, ::1] spikes, int32_t[:, ::1] rec_v,
+            int32_t[:, :, ::1] rec_i, bint record, bint adaptive, bint learn):
         """Run inp.shape[0] steps in place on the state arrays. The caller (the public
         wrapper) has checked every shape and dtype."""
         cdef int T = inp.shape[0]
@@ -197,15 +213,16 @@ cdef class LifKernel:
         cdef int16_t* wp = &w[0]
         cdef int32_t* xpre = &x_pre[0]
         cdef int32_t* xpost = &x_post[0]
+        cdef int32_t* tha = &theta_a[0]
         if T == 0:
             return
         with nogil:
             for t in range(T):
                 self._neurons(inp_p + <int64_t>t * n_in if inp_p != NULL else NULL,
-                              vp, ip, rp, &spikes[t, 0])
+                              vp, ip, rp, tha, adaptive, &spikes[t, 0])
                 self._propagate(wp)
                 self._fold(ip)
-                if self.L > 0:
+                if self.L > 0 and learn:
                     self._stdp(xpre, xpost, wp)
                 if record:
                     for j in range(self.N):
@@ -215,7 +232,7 @@ cdef class LifKernel:
                             rec_i[t, k, j] = ip[k * self.N + j]
 
     cdef void _neurons(self, const uint8_t* inp, int32_t* v, int32_t* i_syn, int32_t* ref,
-                       uint8_t* spikes) noexcept nogil:
+                       int32_t* theta_a, bint adaptive, uint8_t* spikes) noexcept nogil:
         """Steps 1-5 of the contract for every neuron; collects spiking indices per group.
         Invariant: spk[grp_ptr[g]:grp_ptr[g+1]] are the local indices of group g's spikes."""
         cdef int i, j, g, s0, n, first, nspk = 0
@@ -225,15 +242,20 @@ cdef class LifKernel:
         cdef const int32_t* be = self.beta
         cdef const int32_t* bias = self.bias
         cdef const int32_t* th = self.theta
+        cdef const int32_t* thr
         self.grp_ptr[0] = 0
         if self.n_in > 0:
             nspk = spk_collect_u8(inp, self.n_in, spk)
         self.grp_ptr[1] = nspk
         lif_membrane_decay_q24(self.vnew, v, am, i_syn, be, self.alpha_s, bias, K, N, N)
+        if adaptive:
+            decay_q24_s32(theta_a, self.alpha_theta, N)
+            lif_threshold_eff_s32(self.thr, th, theta_a, N)
+        thr = self.thr if adaptive else th
         for g in range(self.G - 1):
             s0 = self.pop_start[g]
             n = self.pop_n[g]
-            if lif_threshold_s32(v + s0, self.vnew + s0, ref + s0, th + s0, spikes + s0, n):
+            if lif_threshold_s32(v + s0, self.vnew + s0, ref + s0, thr + s0, spikes + s0, n):
                 first = nspk
                 nspk += spk_collect_u8(spikes + s0, n, spk + nspk)
                 for i in range(first, nspk):
@@ -243,6 +265,8 @@ cdef class LifKernel:
                     else:
                         v[j] = self.v_reset[j]
                     ref[j] = self.ref_steps[j]
+                    if adaptive:
+                        theta_a[j] = sat32(<int64_t>theta_a[j] + self.theta_plus[j])
             self.grp_ptr[g + 2] = nspk
 
     cdef void _propagate(self, const int16_t* w) noexcept nogil:
@@ -305,8 +329,9 @@ cdef class LifKernel:
     cdef void _stdp(self, int32_t* x_pre, int32_t* x_post, int16_t* w) noexcept nogil:
         """Step 7: trace decay, presynaptic then postsynaptic weight updates."""
         cdef int rule, p, i, j, s, n_pre, n_post, g_pre, g_post
-        cdef int64_t lo, hi
+        cdef int64_t lo, hi, wij
         cdef int32_t a_pre, a_post, d_pre, d_post
+        cdef bint mult
         cdef int16_t* W
         cdef int32_t* xp
         cdef int32_t* yp
@@ -327,20 +352,30 @@ cdef class LifKernel:
             d_post = lrow[PL_ALPHA_POST]
             lo = lrow[PL_W_MIN]
             hi = lrow[PL_W_MAX]
+            mult = lrow[PL_RULE] == RULE_MULTIPLICATIVE
             decay_q24_s32_scalar(xp, d_pre, n_pre)
             decay_q24_s32_scalar(yp, d_post, n_post)
             g_pre = prow[PJ_SRC_GROUP]
             for s in range(self.grp_ptr[g_pre], self.grp_ptr[g_pre + 1]):
                 i = self.spk[s]
                 xp[i] = sat32(<int64_t>xp[i] + a_pre)
-                stdp_row_s16(W + (<int64_t>i) * n_post, yp, <int32_t>lo, <int32_t>hi, n_post)
+                if mult:
+                    stdp_row_mult_s16(W + (<int64_t>i) * n_post, yp, <int32_t>lo, <int32_t>hi,
+                                      0, n_post)
+                else:
+                    stdp_row_s16(W + (<int64_t>i) * n_post, yp, <int32_t>lo, <int32_t>hi,
+                                 n_post)
             g_post = self.tgt_group[p]
             for s in range(self.grp_ptr[g_post], self.grp_ptr[g_post + 1]):
                 j = self.spk[s]
                 yp[j] = sat32(<int64_t>yp[j] + a_post)
                 for i in range(n_pre):
-                    W[(<int64_t>i) * n_post + j] = clip16(
-                        <int64_t>W[(<int64_t>i) * n_post + j] + xp[i], lo, hi)
+                    wij = W[(<int64_t>i) * n_post + j]
+                    if mult:
+                        W[(<int64_t>i) * n_post + j] = clip16(
+                            wij + se_rdiv((<int64_t>xp[i]) * (hi - wij), hi - lo), lo, hi)
+                    else:
+                        W[(<int64_t>i) * n_post + j] = clip16(wij + xp[i], lo, hi)
 
 
 def build_info():

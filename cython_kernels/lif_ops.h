@@ -103,6 +103,43 @@ static int lif_threshold_s32(int32_t *restrict v, const int32_t *restrict vnew,
     return count;
 }
 
+/* x = sat32((x*a + 2^23) >> 24) over n values, one constant each (homeostasis). */
+SE_CLONES
+static void decay_q24_s32(int32_t *restrict x, const int32_t *restrict a, int n) {
+    for (int j = 0; j < n; j++)
+        x[j] = se_sat32(((int64_t)x[j] * a[j] + SE_HALF) >> SE_FRAC);
+}
+
+/* out = sat32(theta + theta_a): the effective threshold under homeostasis. */
+SE_CLONES
+static void lif_threshold_eff_s32(int32_t *restrict out, const int32_t *restrict theta,
+                                  const int32_t *restrict theta_a, int n) {
+    for (int j = 0; j < n; j++)
+        out[j] = se_sat32((int64_t)theta[j] + theta_a[j]);
+}
+
+/* a / r rounded half up, r > 0: floor((2a + r) / (2r)); C division truncates, so fix the
+ * quotient of a negative numerator. */
+static inline int64_t se_rdiv(int64_t a, int64_t r) {
+    int64_t num = 2 * a + r, den = 2 * r;
+    int64_t q = num / den;
+    if ((num % den != 0) && (num < 0))
+        q -= 1;
+    return q;
+}
+
+/* Multiplicative (soft-bound) STDP on one row: w += rdiv(x * room, hi - lo), room = hi - w
+ * (potentiate) or w - lo (depress); then clip to [lo, hi]. */
+static void stdp_row_mult_s16(int16_t *restrict w, const int32_t *restrict x, int32_t lo,
+                              int32_t hi, int potentiate, int n) {
+    int64_t range = (int64_t)hi - lo;
+    for (int j = 0; j < n; j++) {
+        int64_t room = potentiate ? (int64_t)hi - w[j] : (int64_t)w[j] - lo;
+        int64_t t = (int64_t)w[j] + se_rdiv((int64_t)x[j] * room, range);
+        w[j] = (int16_t)(t > hi ? hi : (t < lo ? lo : t));
+    }
+}
+
 /* x = sat32((x*a + 2^23) >> 24) over n values with one constant (STDP traces). */
 SE_CLONES
 static void decay_q24_s32_scalar(int32_t *restrict x, int32_t a, int n) {

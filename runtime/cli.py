@@ -1,4 +1,5 @@
-"""The ``spikeedge`` command line: info, bench, demo.
+"""The ``spikeedge`` command line: info, bench, and the subcommands of extension modules
+(run, demo, bench-pipelines from :mod:`spikeedge.daemon`).
 
 Errors a user can cause (bad arguments, bad files) print one line that says what is wrong and
 exit with status 2; they never print a traceback.
@@ -45,41 +46,6 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    """Stream a built-in network on a built-in input in blocks, as the daemon will, and print
-    one JSON line per decision window."""
-    import time
-
-    import numpy as np
-
-    from . import Engine, quantize
-    from .nets import standard
-    net, inp, _ = standard("kws", T=args.seconds)
-    eng = Engine(quantize(net))
-    state = eng.initial_state()
-    block = max(1, int(round(args.block_ms * 1e-3 / net.dt)))
-    window = max(block, int(round(args.window_ms * 1e-3 / net.dt)))
-    out = eng.program.pop_slice("out")
-    counts = np.zeros(out.stop - out.start, np.int64)
-    seq = 0
-    for a in range(0, inp.shape[0], block):
-        t0 = time.perf_counter()
-        spikes, state, _ = eng.run_chunk(inp[a:a + block], state)
-        counts += spikes[:, out].sum(0, dtype=np.int64)
-        latency = time.perf_counter() - t0
-        end = a + spikes.shape[0]
-        if end % window == 0 or end == inp.shape[0]:
-            total = int(counts.sum())
-            cls = int(np.argmax(counts)) if total else None
-            print(json.dumps({"type": "decision", "seq": seq, "sensor_time": end * net.dt,
-                              "class": cls, "scores": counts.tolist(),
-                              "confidence": float(counts.max() / total) if total else 0.0,
-                              "latency_s": latency, "backend": eng.backend}), flush=True)
-            counts[:] = 0
-            seq += 1
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="spikeedge", description="embedded real-time SNN runtime")
     ap.add_argument("--log-level", default="WARNING",
@@ -97,11 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peers", default=None,
                    help="peer harness results (JSON lines) to compare against, as ratios")
     p.set_defaults(func=cmd_bench)
-    p = sub.add_parser("demo", help="stream a built-in network and print decisions")
-    p.add_argument("--seconds", type=_positive_float, default=5.0)
-    p.add_argument("--block-ms", type=_positive_float, default=10.0)
-    p.add_argument("--window-ms", type=_positive_float, default=500.0)
-    p.set_defaults(func=cmd_demo)
     for module in _EXTENSIONS:
         try:
             mod = importlib.import_module(module)
@@ -118,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTENSIONS = [
     "spikeedge.daemon",
     "spikeedge.tools.validate",
+    "spikeedge.eval",
 ]
 
 

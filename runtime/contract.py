@@ -20,10 +20,11 @@ propagate, reset):
 1. refractory counter: ``if ref > 0: ref -= 1``; the neuron integrates only when ``ref == 0``;
 2. membrane (exact integration of the linear system, from the currents before this step's decay):
    ``u = sat32(((u*A_m + sum_k I_k*B_k + 2**23) >> 24) + bias_q)`` when integrating;
-3. currents: ``I_k = sat32((I_k*A_k + 2**23) >> 24)`` (always, refractory or not);
-4. spike test: ``spike = (ref == 0) and (u > theta_q)`` (strict ``>``);
+3. currents: ``I_k = sat32((I_k*A_k + 2**23) >> 24)`` (always, refractory or not); the
+   homeostatic threshold increase decays too: ``theta_a = sat32((theta_a*A_theta + 2**23) >> 24)``;
+4. spike test: ``spike = (ref == 0) and (u > sat32(theta_q + theta_a))`` (strict ``>``);
 5. reset: to zero mode ``u = reset_q``; subtract mode ``u = sat32(u - (theta_q - reset_q))``;
-   then ``ref = ref_steps``;
+   then ``ref = ref_steps`` and ``theta_a = sat32(theta_a + theta_plus_q)``;
 6. propagation: every input spike of this step and every spike of step 5 adds its weight row,
    ``w_q * 2**shift``, to an int64 accumulator; after all rows, ``I_k = sat32(I_k + acc_k)``. So a
    spike at step t changes currents at the end of step t and membranes from step t+1 on: a
@@ -33,7 +34,11 @@ propagate, reset):
    ``x = (x*A_x + 2**23) >> 24``; for every presynaptic spike ``x_pre += a_pre_q`` and its row
    ``w = clip(w + x_post, wmin_q, wmax_q)``; then for every postsynaptic spike
    ``x_post += a_post_q`` and its column ``w = clip(w + x_pre, wmin_q, wmax_q)``. Propagation in
-   step 6 used the weights from before this step's updates (Brian2's on_pre order).
+   step 6 used the weights from before this step's updates (Brian2's on_pre order). The
+   multiplicative rule adds ``rdiv(x_post * (w - wmin_q), R)`` and ``rdiv(x_pre * (wmax_q - w),
+   R)`` instead, with ``R = wmax_q - wmin_q`` and ``rdiv(a, R) = floor((2a + R) / (2R))``
+   (a / R rounded half up). Learning can be switched off (step 7 skipped) or its rate scaled
+   (``a_pre_q``, ``a_post_q`` re-rounded from their base values) between chunks.
 
 ``>>`` is an arithmetic shift (floor division by a power of two): with the added ``2**23`` the
 products are rounded half up (towards +inf). Decay constants come from the exact exponential,
@@ -115,6 +120,10 @@ TABLE: tuple[Field, ...] = (
     Field("ref_steps", "parameter", "int32", 15, "steps", "round(t_ref / dt)",
           "refused above 32767", "[N]",
           "refractory counter value set at a spike; the neuron is held for ref_steps-1 steps"),
+    Field("theta_plus", "parameter", "int32", 32, "state units", _RQ, "saturate at load", "[N]",
+          "homeostasis: adaptive-threshold increase per spike (0: no homeostasis)"),
+    Field("alpha_theta", "parameter", "int32", 25, "Q0.24", _RQ, "none (checked at load)",
+          "[N]", "homeostasis: decay exp(-dt/tau_theta) of the threshold increase"),
     Field("weights", "parameter", "int16", 16, "signed int, contribution w * 2**shift",
           _RQ, "saturate at quantization (counted)", "[flat]",
           "all projection weights, dense row-major [pre, post] or CSR values, concatenated"),
@@ -132,6 +141,8 @@ TABLE: tuple[Field, ...] = (
           "STDP: lower weight bound"),
     Field("w_max", "parameter", "int32", 16, "weight units", _RQ, "none", "[L]",
           "STDP: upper weight bound"),
+    Field("rule", "parameter", "int32", 1, "0 additive, 1 multiplicative", "none", "none",
+          "[L]", "STDP: multiplicative scales a change by the room left, rounded half up"),
     # ---- state (reset or snapshotted separately) ------------------------------------------
     Field("v", "state", "int32", 32, "state units", _RH, "saturate", "[N]",
           "membrane potential relative to rest"),
@@ -139,6 +150,8 @@ TABLE: tuple[Field, ...] = (
           "synaptic currents, one row per channel"),
     Field("ref", "state", "int32", 15, "steps", "none", "none (counts down to 0)", "[N]",
           "refractory counter"),
+    Field("theta_a", "state", "int32", 32, "state units", _RH, "saturate", "[N]",
+          "homeostasis: current threshold increase; the spike test uses theta + theta_a"),
     Field("acc", "state", "int64", 64, "state units", "none (exact sum)",
           "none (|w*2**shift| < 2**47, fewer than 2**16 rows per step)", "[K, N]",
           "scratch: one step's summed synaptic input, folded into i_syn with saturation"),
@@ -196,6 +209,11 @@ def rounding_report(dt: float, tau_m: float, taus: tuple[float, ...]) -> dict:
         row(f"alpha_s[{k}]", math.exp(-dt / ts), decay_constant(dt, ts), ts)
         row(f"beta[{k}]", coupling_exact(dt, tau_m, ts), coupling_constant(dt, tau_m, ts))
     return rows
+
+
+def rdiv(a, r):
+    """a / r rounded half up, for r > 0: floor((2a + r) / (2r)) (int64, exact)."""
+    return (2 * np.asarray(a, dtype=np.int64) + r) // (2 * np.int64(r))
 
 
 def sat32(x):

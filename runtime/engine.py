@@ -55,6 +55,10 @@ class Engine:
         self.program = program
         self.backend = resolve_backend(backend)
         self._kernel = None
+        self.learning = True
+        self.learning_rate = 1.0
+        from .program import PL_A_POST, PL_A_PRE
+        self._base_rates = program.plast[:, [PL_A_PRE, PL_A_POST]].astype(np.int64).copy()
         if self.backend == "compiled":
             from . import kernels
             self._kernel = kernels.prepare(program)
@@ -69,6 +73,22 @@ class Engine:
 
     def initial_state(self) -> State:
         return self.program.initial_state()
+
+    def set_learning(self, enabled: bool | None = None, rate: float | None = None) -> None:
+        """Switch plasticity on or off and scale its learning rate, between chunks, without
+        a restart. The rate multiplies the quantized trace increments (re-rounded from the
+        values the program was prepared with); it changes this engine's program in place."""
+        from .program import PL_A_POST, PL_A_PRE
+        if enabled is not None:
+            self.learning = bool(enabled)
+        if rate is not None:
+            rate = float(rate)
+            if not (rate >= 0 and np.isfinite(rate)):
+                raise InputError(f"learning rate must be a finite number >= 0, got {rate!r}")
+            scaled = np.clip(np.rint(self._base_rates * rate), -2**31, 2**31 - 1)
+            self.program.plast[:, PL_A_PRE] = scaled[:, 0].astype(np.int32)
+            self.program.plast[:, PL_A_POST] = scaled[:, 1].astype(np.int32)
+            self.learning_rate = rate
 
     def _check_input(self, inp) -> np.ndarray:
         inp = np.asarray(inp)
@@ -97,8 +117,11 @@ class Engine:
         if not isinstance(state, State):
             raise InputError(f"state must be a spikeedge State, got {type(state).__name__}")
         T, N, K = inp.shape[0], self.program.n_neurons, self.program.n_channels
+        if state.theta_a is None:
+            state.theta_a = np.zeros(N, np.int32)
         if self.backend == "reference":
-            spikes, state, rec = reference.run_chunk(self.program, state, inp, record)
+            spikes, state, rec = reference.run_chunk(self.program, state, inp, record,
+                                                     learn=self.learning)
             if out is not None:
                 out[...] = spikes
                 spikes = out
@@ -109,7 +132,7 @@ class Engine:
             rec = {"v": np.empty((T, N), np.int32), "i_syn": np.empty((T, K, N), np.int32)}
         from . import kernels
         kernels.run_chunk(self._kernel, self.program, inp, state, spikes,
-                          None if rec is None else (rec["v"], rec["i_syn"]))
+                          None if rec is None else (rec["v"], rec["i_syn"]), learn=self.learning)
         state.step += T
         return spikes, state, rec
 

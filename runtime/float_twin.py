@@ -30,7 +30,9 @@ class FloatTwin:
                 a_s[k] = 1.0 if math.isinf(ts) else math.exp(-dt / ts)
                 b[k] = coupling_exact(dt, p.tau_m, ts)
             self.p.append({"am": am, "as": a_s, "b": b, "bias": p.bias_array() * (1 - am),
-                           "ref": int(round(p.t_ref / dt))})
+                           "ref": int(round(p.t_ref / dt)),
+                           "ath": 1.0 if math.isinf(p.tau_theta) else
+                           math.exp(-dt / p.tau_theta)})
         self.W = [pr.dense_weights(net.size_of(pr.source), net.population(pr.target).n).copy()
                   for pr in net.projections]
         self.reset()
@@ -39,6 +41,7 @@ class FloatTwin:
         self.v = [p.v_init_array() - p.v_rest for p in self.pops]     # relative to rest
         self.I = [np.zeros((self.K, p.n)) for p in self.pops]
         self.ref = [np.zeros(p.n, np.int64) for p in self.pops]
+        self.theta_a = [np.zeros(p.n) for p in self.pops]
         self.x_pre = [np.zeros(w.shape[0]) for w in self.W]
         self.x_post = [np.zeros(w.shape[1]) for w in self.W]
 
@@ -51,14 +54,16 @@ class FloatTwin:
             v_new = self.v[g] * pp["am"] + (self.I[g] * pp["b"][:, None]).sum(0) + pp["bias"]
             self.v[g] = np.where(active, v_new, self.v[g])
             self.I[g] *= pp["as"][:, None]
+            self.theta_a[g] *= pp["ath"]
             th = pop.v_th - pop.v_rest
             rs = pop.v_reset - pop.v_rest
-            s = active & (self.v[g] > th)
+            s = active & (self.v[g] > th + self.theta_a[g])
             if pop.reset == "zero":
                 self.v[g][s] = rs
             else:
                 self.v[g][s] -= th - rs
             ref[s] = pp["ref"]
+            self.theta_a[g][s] += pop.theta_plus
             spiked.append(s)
         groups = {INPUT: np.flatnonzero(inp_row)}
         for name, s in zip(self.names, spiked, strict=True):
@@ -75,12 +80,16 @@ class FloatTwin:
             self.x_pre[i] *= math.exp(-self.net.dt / st.tau_pre)
             self.x_post[i] *= math.exp(-self.net.dt / st.tau_post)
             pre, post = groups[pr.source], groups[pr.target]
+            mult = st.rule == "multiplicative"
+            span = st.w_max - st.w_min
             for j in pre:
                 self.x_pre[i][j] += st.a_pre
-                W[j] = np.clip(W[j] + self.x_post[i], st.w_min, st.w_max)
+                dw = self.x_post[i] * ((W[j] - st.w_min) / span if mult else 1.0)
+                W[j] = np.clip(W[j] + dw, st.w_min, st.w_max)
             for j in post:
                 self.x_post[i][j] += st.a_post
-                W[:, j] = np.clip(W[:, j] + self.x_pre[i], st.w_min, st.w_max)
+                dw = self.x_pre[i] * ((st.w_max - W[:, j]) / span if mult else 1.0)
+                W[:, j] = np.clip(W[:, j] + dw, st.w_min, st.w_max)
         return spiked
 
     def run(self, inp: np.ndarray, record: bool = False):

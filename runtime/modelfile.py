@@ -37,19 +37,23 @@ from .program import (
     PL_ALPHA_PRE,
     PL_NCOL,
     PL_PROJ,
+    PL_RULE,
     PL_W_MAX,
     PL_W_MIN,
     PL_XPOST_OFF,
     PL_XPRE_OFF,
     PROGRAM_ARRAYS,
+    RULE_ADDITIVE,
+    RULE_MULTIPLICATIVE,
     Program,
 )
 
 FORMAT_NAME = "spikeedge-model"
 FORMAT_VERSION = 1
 
-_POP_KEYS = ("name", "n", "tau_m", "tau_s", "v_th", "v_reset", "v_rest", "t_ref", "reset")
-_STDP_KEYS = ("tau_pre", "tau_post", "a_pre", "a_post", "w_min", "w_max")
+_POP_KEYS = ("name", "n", "tau_m", "tau_s", "v_th", "v_reset", "v_rest", "t_ref", "reset",
+             "theta_plus", "tau_theta")
+_STDP_KEYS = ("tau_pre", "tau_post", "a_pre", "a_post", "w_min", "w_max", "rule")
 
 
 def _network_to_json(net: Network, arrays: dict) -> dict:
@@ -156,7 +160,8 @@ def _network_from_json(path, d: dict, z) -> Network:
 
 def _validate_program(path, prog: Program) -> None:
     N, K, n_in = prog.n_neurons, prog.n_channels, prog.n_in
-    for name in ("bias", "theta", "v_reset", "reset_sub", "ref_steps", "v_init"):
+    for name in ("bias", "theta", "v_reset", "reset_sub", "ref_steps", "v_init", "theta_plus",
+                 "alpha_theta"):
         if getattr(prog, name).shape != (N,):
             _fail(path, f"array prog/{name} must have shape ({N},)")
     for name in ("alpha_s", "beta"):
@@ -164,7 +169,7 @@ def _validate_program(path, prog: Program) -> None:
             _fail(path, f"array prog/{name} must have shape ({K}, {N})")
     if not 1 <= K <= C.MAX_CHANNELS:
         _fail(path, f"{K} synapse channels; 1..{C.MAX_CHANNELS} allowed")
-    for name in ("alpha_m", "alpha_s", "beta"):
+    for name in ("alpha_m", "alpha_s", "beta", "alpha_theta"):
         a = getattr(prog, name)
         if a.size and (a.min() < 0 or a.max() > C.DECAY_ONE):
             _fail(path, f"prog/{name} outside 0..2**{C.DECAY_FRAC_BITS}")
@@ -228,6 +233,8 @@ def _validate_program(path, prog: Program) -> None:
                 _fail(path, f"plasticity rule {i}: trace decay outside 0..2**24")
         if not C.INT16_MIN <= lrow[PL_W_MIN] < lrow[PL_W_MAX] <= C.INT16_MAX:
             _fail(path, f"plasticity rule {i}: needs int16 bounds with w_min < w_max")
+        if lrow[PL_RULE] not in (RULE_ADDITIVE, RULE_MULTIPLICATIVE):
+            _fail(path, f"plasticity rule {i}: unknown rule code {int(lrow[PL_RULE])}")
 
 
 def load_model(path) -> Program:

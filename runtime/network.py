@@ -18,6 +18,7 @@ from .contract import MAX_CHANNELS, RESET_MODES
 from .errors import NetworkError
 
 INPUT = "input"
+STDP_RULES = ("additive", "multiplicative")
 
 
 def _positive(name, value, where, allow_inf=False):
@@ -52,6 +53,12 @@ class Population:
     t_ref: float = 0.0
     reset: str = "zero"
     v_init: float | np.ndarray | None = None
+    theta_plus: float = 0.0      # homeostasis: threshold increase per spike (0 = off)
+    tau_theta: float = math.inf  # homeostasis: decay time constant of the increase
+
+    @property
+    def adaptive(self) -> bool:
+        return self.theta_plus != 0.0
 
     def validate(self, dt: float) -> None:
         where = f"population {self.name!r}"
@@ -77,6 +84,10 @@ class Population:
         if t_ref < 0:
             raise NetworkError(f"{where}: t_ref must be >= 0, got {t_ref}")
         self.t_ref = t_ref
+        self.theta_plus = float(_finite("theta_plus", self.theta_plus, where))
+        if self.theta_plus < 0:
+            raise NetworkError(f"{where}: theta_plus must be >= 0, got {self.theta_plus}")
+        self.tau_theta = _positive("tau_theta", self.tau_theta, where, allow_inf=True)
         bias = _finite("bias", self.bias, where)
         if bias.ndim not in (0, 1) or (bias.ndim == 1 and bias.shape[0] != self.n):
             raise NetworkError(f"{where}: bias must be a scalar or have shape ({self.n},)")
@@ -99,7 +110,11 @@ class STDP:
 
     On a presynaptic spike: x_pre += a_pre; w += x_post. On a postsynaptic spike:
     x_post += a_post; w += x_pre. a_pre > 0 potentiates pre-before-post; a_post < 0 depresses
-    post-before-pre. Weights are kept in [w_min, w_max]."""
+    post-before-pre. Weights are kept in [w_min, w_max].
+
+    ``rule="multiplicative"`` (soft bounds) scales each change by the room left:
+    w += x_pre * (w_max - w) / (w_max - w_min) on a post spike and
+    w += x_post * (w - w_min) / (w_max - w_min) on a pre spike."""
 
     tau_pre: float = 20e-3
     tau_post: float = 20e-3
@@ -107,8 +122,12 @@ class STDP:
     a_post: float = -0.0105
     w_min: float = 0.0
     w_max: float = 1.0
+    rule: str = "additive"
 
     def validate(self, where: str) -> None:
+        if self.rule not in STDP_RULES:
+            raise NetworkError(f"{where}: STDP rule must be one of {STDP_RULES}, "
+                               f"got {self.rule!r}")
         self.tau_pre = _positive("tau_pre", self.tau_pre, where)
         self.tau_post = _positive("tau_post", self.tau_post, where)
         for attr in ("a_pre", "a_post", "w_min", "w_max"):
@@ -177,6 +196,18 @@ class Projection:
         self.weights = w
         if self.stdp is not None:
             self.stdp.validate(where)
+
+
+def lateral_inhibition(pop: Population, strength: float, channel: int = 0,
+                       name: str = "") -> Projection:
+    """Winner-take-all by lateral inhibition: every neuron of ``pop`` inhibits every other one
+    by ``strength`` (in volts, > 0) one step after it spikes (a recurrent dense projection)."""
+    if not strength > 0:
+        raise NetworkError(f"lateral inhibition strength must be > 0, got {strength!r}")
+    w = np.full((pop.n, pop.n), -float(strength))
+    np.fill_diagonal(w, 0.0)
+    return Projection(pop.name, pop.name, w, channel=channel,
+                      name=name or f"{pop.name}-wta")
 
 
 @dataclass

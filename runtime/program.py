@@ -13,14 +13,16 @@ PJ_NCOL = 11
 KIND_DENSE, KIND_CSR = 0, 1
 # columns of the plasticity descriptor table (int32 [L, PL_NCOL])
 PL_PROJ, PL_XPRE_OFF, PL_XPOST_OFF, PL_A_PRE, PL_A_POST, PL_ALPHA_PRE, PL_ALPHA_POST, \
-    PL_W_MIN, PL_W_MAX = range(9)
-PL_NCOL = 9
+    PL_W_MIN, PL_W_MAX, PL_RULE = range(10)
+PL_NCOL = 10
+RULE_ADDITIVE, RULE_MULTIPLICATIVE = 0, 1
 
 #: integer arrays of a Program, with their dtypes (model files store exactly these)
 PROGRAM_ARRAYS = {
     "alpha_m": np.int32, "alpha_s": np.int32, "beta": np.int32, "bias": np.int32,
     "theta": np.int32, "v_reset": np.int32, "reset_sub": np.uint8, "ref_steps": np.int32,
-    "v_init": np.int32, "proj": np.int32, "weights": np.int16, "csr_ptr": np.int32,
+    "v_init": np.int32, "theta_plus": np.int32, "alpha_theta": np.int32,
+    "proj": np.int32, "weights": np.int16, "csr_ptr": np.int32,
     "csr_idx": np.int32, "plast": np.int32, "pop_start": np.int32, "pop_n": np.int32,
 }
 
@@ -44,6 +46,8 @@ class Program:
     reset_sub: np.ndarray
     ref_steps: np.ndarray
     v_init: np.ndarray
+    theta_plus: np.ndarray
+    alpha_theta: np.ndarray
     proj: np.ndarray
     weights: np.ndarray
     csr_ptr: np.ndarray
@@ -67,6 +71,11 @@ class Program:
     @property
     def plastic(self) -> bool:
         return self.plast.shape[0] > 0
+
+    @property
+    def adaptive(self) -> bool:
+        """True when some neuron has homeostasis (an adaptive threshold)."""
+        return bool(np.any(self.theta_plus != 0))
 
     def pop_slice(self, name: str) -> slice:
         g = self.pop_names.index(name)
@@ -92,6 +101,7 @@ class Program:
             x_pre=np.zeros(n_pre, np.int32),
             x_post=np.zeros(n_post, np.int32),
             w=self.weights.copy() if self.plastic else None,
+            theta_a=np.zeros(self.n_neurons, np.int32),
         )
 
 
@@ -106,15 +116,17 @@ class State:
     x_pre: np.ndarray
     x_post: np.ndarray
     w: np.ndarray | None = None
+    theta_a: np.ndarray | None = None
     step: int = 0
 
     def copy(self) -> State:
         return State(self.v.copy(), self.i_syn.copy(), self.ref.copy(), self.x_pre.copy(),
-                     self.x_post.copy(), None if self.w is None else self.w.copy(), self.step)
+                     self.x_post.copy(), None if self.w is None else self.w.copy(),
+                     None if self.theta_a is None else self.theta_a.copy(), self.step)
 
     def arrays(self) -> dict:
         out = {"v": self.v, "i_syn": self.i_syn, "ref": self.ref, "x_pre": self.x_pre,
-               "x_post": self.x_post}
+               "x_post": self.x_post, "theta_a": self.theta_a}
         if self.w is not None:
             out["w"] = self.w
         return out

@@ -15,7 +15,18 @@ import numpy as np
 from . import contract as C
 from .errors import QuantizationError
 from .network import INPUT, Network
-from .program import KIND_CSR, KIND_DENSE, PJ_NCOL, PL_NCOL, PROGRAM_ARRAYS, Program
+from .program import (
+    KIND_CSR,
+    KIND_DENSE,
+    PJ_NCOL,
+    PL_NCOL,
+    PL_W_MAX,
+    PL_W_MIN,
+    PROGRAM_ARRAYS,
+    RULE_ADDITIVE,
+    RULE_MULTIPLICATIVE,
+    Program,
+)
 
 
 def population_scale(pop) -> float:
@@ -52,7 +63,8 @@ def quantize(net: Network, weight_bits: int = 16, saturation_budget: float = 0.0
     arr["alpha_m"] = np.zeros(N, np.int32)
     arr["alpha_s"] = np.zeros((K, N), np.int32)
     arr["beta"] = np.zeros((K, N), np.int32)
-    for name in ("bias", "theta", "v_reset", "ref_steps", "v_init"):
+    for name in ("bias", "theta", "v_reset", "ref_steps", "v_init", "theta_plus",
+                 "alpha_theta"):
         arr[name] = np.zeros(N, np.int32)
     arr["reset_sub"] = np.zeros(N, np.uint8)
     scales = np.zeros(len(pops))
@@ -76,6 +88,9 @@ def quantize(net: Network, weight_bits: int = 16, saturation_budget: float = 0.0
                                     f"{ref} steps, more than {C.REF_MAX}")
         arr["ref_steps"][sl] = ref
         arr["v_init"][sl] = _q32((p.v_init_array() - p.v_rest) * S)
+        arr["theta_plus"][sl] = _q32(p.theta_plus * S)
+        arr["alpha_theta"][sl] = C.DECAY_ONE if math.isinf(p.tau_theta) else \
+            C.decay_constant(dt, p.tau_theta)
         report["populations"][p.name] = {
             "n": p.n, "scale": S, "theta_q": int(arr["theta"][sl][0]),
             "v_reset_q": int(arr["v_reset"][sl][0]), "ref_steps": ref,
@@ -131,15 +146,20 @@ def quantize(net: Network, weight_bits: int = 16, saturation_budget: float = 0.0
             u = S / 2.0 ** shift
             plast_id = len(plast_rows)
             row = [0] * PL_NCOL
-            row[0:9] = [i, xpre_off, xpost_off, int(_q32(st.a_pre * u)), int(_q32(st.a_post * u)),
-                        C.decay_constant(dt, st.tau_pre), C.decay_constant(dt, st.tau_post),
-                        int(np.clip(np.rint(st.w_min * u), -qmax, qmax)),
-                        int(np.clip(np.rint(st.w_max * u), -qmax, qmax))]
+            row[0:10] = [i, xpre_off, xpost_off, int(_q32(st.a_pre * u)),
+                         int(_q32(st.a_post * u)),
+                         C.decay_constant(dt, st.tau_pre), C.decay_constant(dt, st.tau_post),
+                         int(np.clip(np.rint(st.w_min * u), -qmax, qmax)),
+                         int(np.clip(np.rint(st.w_max * u), -qmax, qmax)),
+                         RULE_MULTIPLICATIVE if st.rule == "multiplicative" else RULE_ADDITIVE]
+            if row[PL_W_MIN] >= row[PL_W_MAX]:
+                raise QuantizationError(f"projection {pname!r}: STDP bounds round to the same "
+                                        f"integer; use more weight bits")
             plast_rows.append(row)
             xpre_off += n_pre
             xpost_off += n_post
             rep["stdp"] = {"a_pre_q": row[3], "a_post_q": row[4], "w_min_q": row[7],
-                           "w_max_q": row[8]}
+                           "w_max_q": row[8], "rule": st.rule}
         src_group = 0 if pr.source == INPUT else names.index(pr.source) + 1
         kind = KIND_CSR if pr.sparse else KIND_DENSE
         proj_rows.append([kind, src_group, n_pre, int(pop_start[g_t]), n_post, pr.channel,

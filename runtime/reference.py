@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .contract import DECAY_FRAC_BITS, DECAY_HALF, INT16_MAX, INT16_MIN, sat32
+from .contract import DECAY_FRAC_BITS, DECAY_HALF, INT16_MAX, INT16_MIN, rdiv, sat32
 from .program import (
     KIND_DENSE,
     PJ_CHANNEL,
@@ -26,10 +26,12 @@ from .program import (
     PL_ALPHA_POST,
     PL_ALPHA_PRE,
     PL_PROJ,
+    PL_RULE,
     PL_W_MAX,
     PL_W_MIN,
     PL_XPOST_OFF,
     PL_XPRE_OFF,
+    RULE_MULTIPLICATIVE,
     Program,
     State,
 )
@@ -56,14 +58,17 @@ def membrane_update(prog: Program, st: State, active: np.ndarray) -> None:
 
 
 def current_decay(prog: Program, st: State) -> None:
-    """Step 3: every synaptic current decays, refractory or not."""
+    """Step 3: every synaptic current decays, refractory or not; so does the homeostatic
+    threshold increase."""
     for k in range(prog.n_channels):
         st.i_syn[k] = sat32(mul_q24(st.i_syn[k], prog.alpha_s[k]))
+    st.theta_a[:] = sat32(mul_q24(st.theta_a, prog.alpha_theta))
 
 
 def spike_test(prog: Program, st: State, active: np.ndarray) -> np.ndarray:
-    """Step 4: strict threshold on integrating neurons."""
-    return active & (st.v > prog.theta)
+    """Step 4: strict threshold (static plus homeostatic part) on integrating neurons."""
+    threshold = sat32(prog.theta.astype(np.int64) + st.theta_a)
+    return active & (st.v > threshold)
 
 
 def reset(prog: Program, st: State, spiked: np.ndarray) -> None:
@@ -74,6 +79,8 @@ def reset(prog: Program, st: State, spiked: np.ndarray) -> None:
     st.v[sub] = sat32(st.v[sub].astype(np.int64) - (prog.theta[sub].astype(np.int64)
                                                     - prog.v_reset[sub].astype(np.int64)))
     st.ref[spiked] = prog.ref_steps[spiked]
+    st.theta_a[spiked] = sat32(st.theta_a[spiked].astype(np.int64)
+                               + prog.theta_plus[spiked].astype(np.int64))
 
 
 def weight_rows(prog: Program, w: np.ndarray, p: int, pre: int):
@@ -123,13 +130,28 @@ def stdp_update(prog: Program, st: State, w: np.ndarray, spikes_by_group: list) 
         post_spk = np.asarray(spikes_by_group_target(prog, spikes_by_group, tgt0, n_post),
                               dtype=np.int64)
         x_pre, x_post = st.x_pre[xs], st.x_post[ys]
+        mult = int(lrow[PL_RULE]) == RULE_MULTIPLICATIVE
         for i in pre_spk:
             x_pre[i] = sat32(np.int64(x_pre[i]) + np.int64(lrow[PL_A_PRE]))
-            W[i] = clip16(W[i].astype(np.int64) + x_post.astype(np.int64), lo, hi)
+            W[i] = clip16(W[i].astype(np.int64) + stdp_change(x_post, W[i], lo, hi, mult,
+                                                              potentiate=False), lo, hi)
         for j in post_spk:
             x_post[j] = sat32(np.int64(x_post[j]) + np.int64(lrow[PL_A_POST]))
-            W[:, j] = clip16(W[:, j].astype(np.int64) + x_pre.astype(np.int64), lo, hi)
+            W[:, j] = clip16(W[:, j].astype(np.int64) + stdp_change(x_pre, W[:, j], lo, hi, mult,
+                                                                    potentiate=True), lo, hi)
         st.x_pre[xs], st.x_post[ys] = x_pre, x_post
+
+
+def stdp_change(trace: np.ndarray, w: np.ndarray, lo: int, hi: int, multiplicative: bool,
+                potentiate: bool) -> np.ndarray:
+    """The weight change a trace causes: the trace itself (additive), or the trace scaled by
+    the room left, (hi - w) / (hi - lo) on a post spike and (w - lo) / (hi - lo) on a pre
+    spike, rounded half up (multiplicative)."""
+    t = trace.astype(np.int64)
+    if not multiplicative:
+        return t
+    room = (hi - w.astype(np.int64)) if potentiate else (w.astype(np.int64) - lo)
+    return rdiv(t * room, hi - lo)
 
 
 def clip16(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -142,7 +164,8 @@ def spikes_by_group_target(prog: Program, spikes_by_group: list, tgt0: int, n_po
     return spikes_by_group[g]
 
 
-def step(prog: Program, st: State, inp_row: np.ndarray, w: np.ndarray, acc: np.ndarray):
+def step(prog: Program, st: State, inp_row: np.ndarray, w: np.ndarray, acc: np.ndarray,
+         learn: bool = True):
     """One time step; returns the boolean spike vector of all neurons."""
     active = refractory_countdown(st.ref)
     membrane_update(prog, st, active)
@@ -155,12 +178,13 @@ def step(prog: Program, st: State, inp_row: np.ndarray, w: np.ndarray, acc: np.n
         groups.append(np.flatnonzero(spiked[s:s + int(prog.pop_n[g])]))
     syn_accumulate(prog, w, groups, acc)
     syn_fold(st, acc)
-    if prog.plastic:
+    if prog.plastic and learn:
         stdp_update(prog, st, w, groups)
     return spiked
 
 
-def run_chunk(prog: Program, state: State, inp: np.ndarray, record: bool = False):
+def run_chunk(prog: Program, state: State, inp: np.ndarray, record: bool = False,
+              learn: bool = True):
     """Run T = len(inp) steps. Returns (spikes uint8 [T, N], state, record) where record is
     None or {"v": int32 [T, N], "i_syn": int32 [T, K, N]} (values after each step)."""
     T = inp.shape[0]
@@ -171,7 +195,7 @@ def run_chunk(prog: Program, state: State, inp: np.ndarray, record: bool = False
     w = state.w if prog.plastic else prog.weights
     acc = np.zeros((K, N), np.int64)
     for t in range(T):
-        spikes[t] = step(prog, state, inp[t], w, acc)
+        spikes[t] = step(prog, state, inp[t], w, acc, learn)
         if record:
             rec["v"][t] = state.v
             rec["i_syn"][t] = state.i_syn

@@ -3,6 +3,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from spikeedge import INPUT, STDP, Network, Population, Projection
+from spikeedge.network import lateral_inhibition
 
 
 @st.composite
@@ -28,7 +29,9 @@ def networks(draw, max_pops=3, max_n=12, allow_stdp=True):
             v_rest=draw(st.floats(-0.5, 0.5)) if draw(st.booleans()) else 0.0,
             bias=bias, t_ref=draw(st.sampled_from([0.0, dt, 2 * dt, 5 * dt, 3e-3])),
             reset=reset,
-            v_init=draw(st.floats(-1.0, 1.5)) if draw(st.booleans()) else None))
+            v_init=draw(st.floats(-1.0, 1.5)) if draw(st.booleans()) else None,
+            theta_plus=draw(st.sampled_from([0.0, 0.0, 0.05, 0.5])),
+            tau_theta=draw(st.sampled_from([float("inf"), 5e-3, 100e-3]))))
     sources = ([INPUT] if n_in else []) + [p.name for p in pops]
     projs = []
     for i in range(draw(st.integers(0, 5))):
@@ -55,11 +58,15 @@ def networks(draw, max_pops=3, max_n=12, allow_stdp=True):
             a_pre = wmax * draw(st.floats(0.001, 0.3))
             rule = STDP(tau_pre=draw(st.floats(1e-3, 40e-3)), tau_post=draw(st.floats(1e-3, 40e-3)),
                         a_pre=a_pre, a_post=-a_pre * draw(st.floats(0.5, 1.5)),
-                        w_min=draw(st.sampled_from([0.0, -wmax])), w_max=wmax)
+                        w_min=draw(st.sampled_from([0.0, -wmax])), w_max=wmax,
+                        rule=draw(st.sampled_from(["additive", "multiplicative"])))
             projs.append(Projection(src, tgt.name, np.clip(w, rule.w_min, wmax), channel=chan,
                                     stdp=rule, name=f"pr{i}"))
         else:
             projs.append(Projection(src, tgt.name, w, channel=chan, name=f"pr{i}"))
+    if draw(st.booleans()):
+        projs.append(lateral_inhibition(draw(st.sampled_from(pops)),
+                                        draw(st.sampled_from([0.2, 1.0, 5.0]))))
     return Network(n_in, pops, projs, dt=dt, name="random")
 
 

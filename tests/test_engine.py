@@ -99,3 +99,29 @@ def test_missing_build_falls_back_with_one_log_line(monkeypatch, caplog):
     assert len(lines) == 1 and "no module named _kernels" in lines[0].getMessage()
     with pytest.raises(BackendError, match="not available"):
         Engine(prog(), "compiled")
+
+
+@pytest.mark.parametrize("backend", ["reference"] + (["compiled"] if AVAILABLE else []))
+def test_learning_switch_and_rate_at_runtime(backend):
+    from spikeedge import STDP
+    from spikeedge.program import PL_A_POST, PL_A_PRE
+    rule = STDP(a_pre=0.02, a_post=-0.021, w_max=1.0)
+    net = Network(5, [Population("o", 3)],
+                  [Projection(INPUT, "o", np.full((5, 3), 0.6), stdp=rule)])
+    inp = (np.random.default_rng(3).random((200, 5)) < 0.3).astype(np.uint8)
+    eng = Engine(quantize(net), backend)
+    base = eng.program.plast[0, [PL_A_PRE, PL_A_POST]].copy()
+    eng.set_learning(enabled=False)
+    s0, st0, _ = eng.run_chunk(inp)
+    assert s0.sum() > 0 and np.array_equal(st0.w, eng.program.weights)   # nothing learned
+    eng.set_learning(enabled=True)
+    _, st1, _ = eng.run_chunk(inp)
+    assert not np.array_equal(st1.w, eng.program.weights)
+    eng.set_learning(rate=0.5)
+    assert np.array_equal(eng.program.plast[0, [PL_A_PRE, PL_A_POST]], np.rint(base * 0.5))
+    _, st2, _ = eng.run_chunk(inp)
+    assert not np.array_equal(st2.w, st1.w)
+    eng.set_learning(rate=1.0)
+    assert np.array_equal(eng.program.plast[0, [PL_A_PRE, PL_A_POST]], base)
+    with pytest.raises(InputError, match="learning rate"):
+        eng.set_learning(rate=-1)

@@ -9,7 +9,7 @@ from spikeedge.tools import golden
 from testutil import REPO
 
 GOLDEN = REPO / "tests" / "golden"
-CASES = ["ff", "rec", "sat", "stdp"]
+CASES = ["ff", "rec", "sat", "stdp", "wta"]
 BACKENDS = ["reference"] + (["compiled"] if AVAILABLE else [])
 
 
@@ -31,7 +31,9 @@ def test_backend_reproduces_golden_vectors(case, backend):
 def test_golden_cases_exercise_what_they_claim():
     with np.load(GOLDEN / "sat.expected.npz") as z:
         assert z["i_syn"].max() == 2**31 - 1 and z["i_syn"].min() == -2**31
-    for case in ("ff", "rec", "stdp"):
+    with np.load(GOLDEN / "wta.expected.npz") as z:
+        assert z["final_theta_a"].max() > 0                           # homeostasis acted
+    for case in ("ff", "rec", "stdp", "wta"):
         with np.load(GOLDEN / f"{case}.expected.npz") as z:
             assert z["spikes"].sum() > 10, case
     with np.load(GOLDEN / "stdp.expected.npz") as z, \

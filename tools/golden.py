@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from .. import INPUT, STDP, Engine, Network, Population, Projection, quantize, save_model
+from ..network import lateral_inhibition
 
 
 def cases() -> dict:
@@ -46,6 +47,13 @@ def cases() -> dict:
     net = Network(12, [Population("o", 4)],
                   [Projection(INPUT, "o", rng.uniform(0, 0.5, (12, 4)), stdp=rule)], name="stdp")
     out["stdp"] = (net, (rng.random((300, 12)) < 0.1).astype(np.uint8))
+    # Diehl-and-Cook style: multiplicative STDP, adaptive thresholds, lateral inhibition
+    rule = STDP(tau_pre=20e-3, tau_post=20e-3, a_pre=0.05, a_post=-0.04, w_min=0.0, w_max=0.6,
+                rule="multiplicative")
+    exc = Population("e", 6, theta_plus=0.2, tau_theta=50e-3, t_ref=2e-3)
+    net = Network(16, [exc], [Projection(INPUT, "e", rng.uniform(0, 0.6, (16, 6)), stdp=rule),
+                              lateral_inhibition(exc, 0.8)], name="homeostasis")
+    out["wta"] = (net, (rng.random((400, 16)) < 0.15).astype(np.uint8))
     return out
 
 
