@@ -37,12 +37,19 @@ def cmd_info(args) -> int:
 def cmd_bench(args) -> int:
     from .nets import NAMES
     from .tools.bench import run_bench, table
-    nets = NAMES if args.net == "all" else (args.net,)
+    nets = NAMES if args.net == "all" else () if args.net == "none" else (args.net,)
     doc = run_bench(nets, repeats=args.repeats, T=args.T, peers=args.peers)
+    if args.pipelines:
+        from .pipelines import run_pipeline_bench
+        doc.update(run_pipeline_bench(seconds=args.pipeline_seconds))
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         print(table(doc))
+        for name, r in doc.get("pipelines", {}).items():
+            b = r["block_latency_ms"]
+            print(f"pipeline {name}: {r['realtime_factor']:.1f}x real time, block latency "
+                  f"p50 {b['p50']:.3f} ms, p99 {b['p99']:.3f} ms")
     return 0
 
 
@@ -55,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("bench", help="benchmark the standard networks")
-    p.add_argument("--net", default="all", choices=["all", "kws", "shd", "cuba", "stdp"])
+    p.add_argument("--net", default="all", choices=["all", "none", "kws", "shd", "cuba", "stdp"])
+    p.add_argument("--pipelines", action="store_true",
+                   help="also run the end-to-end ECG and audio pipelines (source to decision)")
+    p.add_argument("--pipeline-seconds", type=_positive_float, default=60.0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--repeats", type=_positive_int, default=3)
     p.add_argument("--T", type=_positive_float, default=None,

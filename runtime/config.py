@@ -123,6 +123,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "learning": {
         "enabled": Field("bool", False, "let plastic projections learn (STDP)"),
+        "rate": Field("float", 1.0, "learning-rate scale of the STDP increments (0 stops "
+                      "weight changes, 1 is the model's rate)", check=_ge0),
         "checkpoint": Field("str", "", "checkpoint file of the learned state (empty: none)"),
         "checkpoint_interval_s": Field("float", 60.0, "seconds between checkpoints",
                                        check=_gt0),

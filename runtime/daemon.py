@@ -210,7 +210,6 @@ class Components:
     state: Any = None
     sinks: Any = None
     checkpointer: Any = None
-    frozen_w: np.ndarray | None = None
     buf: np.ndarray | None = None
     restored_from: str | None = None
     extra: dict = field(default_factory=dict)
@@ -375,8 +374,9 @@ class Daemon:
                                                   lc["checkpoint_interval_s"])
                     if lc["restore"] and (old is None or old.model_id != model_id):
                         c.restored_from = c.checkpointer.restore_into(c.state)
-            if program.plastic and not lc["enabled"]:
-                c.frozen_w = c.state.w.copy()
+            # learning off skips the plasticity step in the kernels (traces and weights
+            # frozen); the rate scales the increments; both change without a restart
+            engine.set_learning(enabled=bool(lc["enabled"]), rate=float(lc["rate"]))
             max_steps = int(np.ceil(c.source.block_size * step_hz / c.source.rate)) + 2
             c.buf = np.empty((max_steps, program.n_neurons), np.uint8)
             # sinks last: they are visible to the outside
@@ -500,8 +500,6 @@ class Daemon:
         spikes = c.buf[:t]
         if t:
             c.engine.run_chunk(spk_in, c.state, out=spikes)
-            if c.frozen_w is not None:
-                np.copyto(c.state.w, c.frozen_w)
         self.steps += t
         self.blocks += 1
         self.samples += block.n
