@@ -42,10 +42,16 @@ def cmd_bench(args) -> int:
     if args.pipelines:
         from .pipelines import run_pipeline_bench
         doc.update(run_pipeline_bench(seconds=args.pipeline_seconds))
+    if args.encoders:
+        from .sensors.tools import bench_encoders
+        doc["encoders"] = bench_encoders()
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         print(table(doc))
+        for name, r in doc.get("encoders", {}).items():
+            print(f"encoder {name}: {r['realtime_factor']:.0f}x real time "
+                  f"({r['channels']} ch at {r['in_rate']:g} Hz)")
         for name, r in doc.get("pipelines", {}).items():
             b = r["block_latency_ms"]
             print(f"pipeline {name}: {r['realtime_factor']:.1f}x real time, block latency "
@@ -66,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipelines", action="store_true",
                    help="also run the end-to-end ECG and audio pipelines (source to decision)")
     p.add_argument("--pipeline-seconds", type=_positive_float, default=60.0)
+    p.add_argument("--encoders", action="store_true",
+                   help="also time every encoder preset at its nominal rate and channels")
     p.add_argument("--json", action="store_true")
     p.add_argument("--repeats", type=_positive_int, default=3)
     p.add_argument("--T", type=_positive_float, default=None,
@@ -87,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: modules that add subcommands: each has ``register(subparsers)`` and sets ``func`` on its
 #: parsers (one line per module; a module that is not there yet is skipped)
 _EXTENSIONS = [
+    "spikeedge.sensors_cli",
     "spikeedge.daemon",
     "spikeedge.tools.validate",
     "spikeedge.eval",

@@ -89,6 +89,8 @@ def plot_encoding(samples: np.ndarray, spikes: np.ndarray, rate: float, step_hz:
     ax2.set_ylabel("output channel")
     ax2.set_xlabel("time (s)")
     ax2.set_ylim(-0.5, spikes.shape[1] - 0.5)
+    from matplotlib.ticker import MaxNLocator
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -78,3 +78,33 @@ def test_demo_streams_decisions():
     assert [x["seq"] for x in recs] == list(range(len(recs)))
     assert all(x["type"] == "decision" and x["latency_ms"] >= 0 for x in recs)
     assert "accuracy" in r.stderr
+
+
+def test_encode_and_plot(tmp_path):
+    png = tmp_path / "enc.png"
+    r = run("encode", "fake:ecg", "--encoder", "ecg-delta", "--seconds", "3", "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["spikes"] > 0 and summary["outputs"] == 2
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args,msg", [
+    (("encode", "nope:x", "--encoder", "ecg-delta"), "scheme"),
+    (("encode", "fake:ecg", "--encoder", "no-such-encoder"), "no-such-encoder"),
+    (("qrs", "/nonexistent-dir"), "not a folder"),
+])
+def test_sensor_commands_refuse_bad_input(args, msg):
+    r = run(*args)
+    assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+
+
+def test_qrs_on_real_records(shared_data, tmp_path):
+    rec = shared_data / "mitbih"
+    for ext in ("hea", "dat", "atr"):
+        (tmp_path / f"101.{ext}").write_bytes((rec / f"101.{ext}").read_bytes())
+    r = run("qrs", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["aggregate"]["n"] > 1800
+    assert res["aggregate"]["se"] > 0.99 and res["aggregate"]["ppv"] > 0.99
