@@ -22,6 +22,7 @@ PACKAGE_DIR = {
     "spikeedge.kernels": "cython_kernels",
     "spikeedge.sensors": "sensors",
     "spikeedge.tools": "tools",
+    "spikeedge.tools.validate": "tools/validate",
 }
 
 
@@ -72,7 +73,7 @@ setup(
         "ecg": ["wfdb>=4.1"],
         "audio": ["sounddevice>=0.4"],
         "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.4", "cython-lint>=0.16",
-                 "wfdb>=4.1"],
+                 "wfdb>=4.1", "brian2>=2.6", "numpy<2.4", "matplotlib>=3.6"],
         "validate": ["brian2>=2.6", "numpy<2.4", "matplotlib>=3.6"],
     },
     entry_points={"console_scripts": ["spikeedge = spikeedge.cli:main"]},
