@@ -47,7 +47,18 @@ extensions = [
             ("SPIKEEDGE_COMPILE_ARGS", '"' + " ".join(COMPILE_ARGS) + '"'),
         ],
         extra_compile_args=COMPILE_ARGS,
-    )
+    ),
+    # Encoder and QRS inner loops: float64 code that must round exactly as NumPy/SciPy do,
+    # so no fused multiply-add (GCC contracts by default when the target has FMA, e.g. on
+    # aarch64 or with SPIKEEDGE_NATIVE=1)
+    Extension(
+        "spikeedge.sensors._fastsig",
+        sources=["sensors/_fastsig.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=COMPILE_ARGS + ([] if sys.platform == "win32"
+                                           else ["-ffp-contract=off"]),
+    ),
 ]
 
 setup(
@@ -61,7 +72,8 @@ setup(
     python_requires=">=3.10",
     package_dir=PACKAGE_DIR,
     packages=list(PACKAGE_DIR),
-    package_data={"spikeedge.kernels": ["*.pyx", "*.pxd", "*.h"], "spikeedge": ["data/*"]},
+    package_data={"spikeedge.kernels": ["*.pyx", "*.pxd", "*.h"],
+                  "spikeedge": ["data/*"]},
     ext_modules=cythonize(
         extensions,
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False,

@@ -53,6 +53,11 @@ def run_chunk(kernel, program, inp: np.ndarray, state, spikes: np.ndarray, rec=N
               learn: bool = True) -> None:
     """lif_run_chunk_q24: run len(inp) steps in place. ``inp`` is uint8 [T, n_in] (C order),
     ``spikes`` a uint8 [T, N] output buffer, ``rec`` None or (v [T, N], i_syn [T, K, N])."""
+    if rec is None and kernel.run_state(inp, state.v, state.i_syn, state.ref, state.x_pre,
+                                        state.x_post,
+                                        state.w if program.plastic else program.weights,
+                                        state.theta_a, spikes, bool(learn)):
+        return      # every array passed the kernel's own checks (the common, fast call)
     T = inp.shape[0]
     N, K = program.n_neurons, program.n_channels
     _check("v", state.v, np.int32, (N,))

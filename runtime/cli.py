@@ -38,7 +38,8 @@ def cmd_bench(args) -> int:
     from .nets import NAMES
     from .tools.bench import run_bench, table
     nets = NAMES if args.net == "all" else () if args.net == "none" else (args.net,)
-    doc = run_bench(nets, repeats=args.repeats, T=args.T, peers=args.peers)
+    doc = run_bench(nets, repeats=args.repeats, T=args.T, peers=args.peers,
+                    instructions=args.instructions)
     if args.pipelines:
         from .pipelines import run_pipeline_bench
         doc.update(run_pipeline_bench(seconds=args.pipeline_seconds))
@@ -52,10 +53,9 @@ def cmd_bench(args) -> int:
         for name, r in doc.get("encoders", {}).items():
             print(f"encoder {name}: {r['realtime_factor']:.0f}x real time "
                   f"({r['channels']} ch at {r['in_rate']:g} Hz)")
-        for name, r in doc.get("pipelines", {}).items():
-            b = r["block_latency_ms"]
-            print(f"pipeline {name}: {r['realtime_factor']:.1f}x real time, block latency "
-                  f"p50 {b['p50']:.3f} ms, p99 {b['p99']:.3f} ms")
+        if doc.get("pipelines"):
+            from .pipelines import table as pipeline_table
+            print(pipeline_table(doc))
     return 0
 
 
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipelines", action="store_true",
                    help="also run the end-to-end ECG and audio pipelines (source to decision)")
     p.add_argument("--pipeline-seconds", type=_positive_float, default=60.0)
+    p.add_argument("--instructions", action="store_true",
+                   help="add instructions per simulated second of the kernel step loop "
+                        "(valgrind --tool=callgrind; deterministic, for regression checks)")
     p.add_argument("--encoders", action="store_true",
                    help="also time every encoder preset at its nominal rate and channels")
     p.add_argument("--json", action="store_true")
@@ -99,6 +102,7 @@ _EXTENSIONS = [
     "spikeedge.daemon",
     "spikeedge.tools.validate",
     "spikeedge.eval",
+    "spikeedge.soak",
 ]
 
 

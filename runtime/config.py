@@ -164,6 +164,8 @@ SINK_SCHEMA: dict[str, dict[str, Field]] = {
         "host": Field("str", "127.0.0.1", "address to listen on (127.0.0.1: this machine "
                       "only)", check=_nonempty),
         "port": Field("int", 7700, "TCP port (0: any free port, logged)", check=_port),
+        "allow_remote": Field("bool", False, "allow a host other than the loopback, so that "
+                              "other machines can connect (see docs/security.md)"),
         "max_clients": Field("int", 16, "clients at once", check=_gt0),
         "client_buffer_bytes": Field("int", 1_000_000, "per-client send buffer; a slow client "
                                      "loses its oldest records beyond it", check=_gt0),
@@ -187,6 +189,8 @@ SINK_SCHEMA: dict[str, dict[str, Field]] = {
         "username": Field("str", "", "user name (empty: anonymous)"),
         "password": Field("str", "", "password"),
         "password_file": Field("str", "", "read the password from this file instead"),
+        "password_env": Field("str", "", "read the password from this environment variable "
+                              "instead"),
         "tls": Field("bool", False, "use TLS"),
         "ca_file": Field("str", "", "CA certificates for TLS (empty: the system's)"),
         "cert_file": Field("str", "", "client certificate for TLS"),
@@ -201,7 +205,8 @@ SINK_SCHEMA: dict[str, dict[str, Field]] = {
 # ---------------------------------------------------------------------------- coercion
 def _coerce(field: Field, value: Any, where: str, key: str, from_text: bool) -> Any:
     def bad(what):
-        raise ConfigError(f"{where}: {key} = {value!r}: {what}")
+        shown = "'***'" if key == "password" else repr(value)   # never echo a password
+        raise ConfigError(f"{where}: {key} = {shown}: {what}")
 
     kind = field.kind
     if kind == "bool":
@@ -314,9 +319,23 @@ def validate(raw: dict, where: str = "config") -> dict:
     return cfg
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _cross_check(cfg: dict, where: str) -> None:
     seen = set()
     for s in cfg["sinks"]:
+        if s["type"] == "tcp" and not s.get("allow_remote") and not _is_loopback(s["host"]):
+            raise ConfigError(f"{where}: tcp sink host = {s['host']!r} listens beyond this "
+                              "machine; set allow_remote = true in that sink to mean it, or "
+                              "use 127.0.0.1 or a unix sink")
         key = (s["type"], s.get("path") or (s.get("host"), s.get("port")))
         if s["type"] in ("tcp", "unix", "file") and key in seen and s.get("port") != 0:
             raise ConfigError(f"{where}: two {s['type']} sinks use the same address {key[1]!r}")
@@ -335,6 +354,8 @@ def load_config(path: str | os.PathLike | None) -> dict:
         raise ConfigError(f"config {path}: cannot read it ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path}: not UTF-8 text (byte {exc.start})") from None
     return validate(raw, f"config {path}")
 
 
@@ -388,7 +409,12 @@ def apply_overrides(cfg: dict, overrides: dict) -> dict:
 
 def parse_sink_spec(spec: str) -> dict:
     """``--sink`` text to a validated sink table."""
-    where = f"--sink {spec!r}"
+    shown = spec
+    if isinstance(spec, str) and spec.startswith("mqtt:"):  # never echo a password
+        u = urlsplit(spec)
+        if u.password:
+            shown = spec.replace(f":{u.password}@", ":***@", 1)
+    where = f"--sink {shown!r}"
     if not isinstance(spec, str) or not spec:
         raise ConfigError(f"{where}: empty sink; use stdout, file:PATH, tcp:PORT, unix:PATH or "
                           "mqtt://HOST/TOPIC")

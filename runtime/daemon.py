@@ -73,6 +73,13 @@ def load_program(path: str):
             raise ConfigError(f"[model] path = {path!r}: no such built-in model; allowed: "
                               + ", ".join(f"builtin:{m}" for m in sorted(models)))
         path = models[name]
+    import stat
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise ConfigError(f"[model] path = {path!r}: cannot read it ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+        raise ConfigError(f"[model] path = {path!r}: not a regular file")
     prog = load_model(path)
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:12]
@@ -511,6 +518,8 @@ class Daemon:
         self.block_latency.append(now - arrival)
         if (c.source.live or c.source.realtime) and now - t_start > block.duration:
             self.deadline_misses += 1
+        if not out:
+            return
         wall = round(time.time(), 6)
         labels = c.readout.labels
         minc = self.cfg["decision"]["min_confidence"]

@@ -55,6 +55,15 @@ def beat_features(window: np.ndarray, bin_steps: int) -> np.ndarray:
         .ravel().astype(np.float64)
 
 
+def _columns(neurons: np.ndarray):
+    """A slice when the readout neurons are one contiguous range (a view, no copy), else the
+    index array."""
+    n = np.asarray(neurons, np.intp)
+    if n.size and np.array_equal(n, np.arange(n[0], n[0] + n.size)):
+        return slice(int(n[0]), int(n[0]) + int(n.size))
+    return n
+
+
 def _softmax_conf(scores: np.ndarray, temperature: float) -> float:
     z = scores / temperature
     z = z - z.max()
@@ -174,6 +183,7 @@ class BeatDecider:
         h = len(readout.neurons)
         self.ring_len = max(int(history_s * step_hz), readout.pre_steps + readout.post_steps + 1)
         self.ring = np.zeros((self.ring_len, h), np.uint8)
+        self._cols = _columns(readout.neurons)
         self.late_beats = 0
         self.reset(0, 0)
 
@@ -188,8 +198,12 @@ class BeatDecider:
     def feed(self, samples: np.ndarray, spikes: np.ndarray) -> list[dict]:
         t = spikes.shape[0]
         if t:
-            idx = (np.arange(self.steps, self.steps + t) % self.ring_len)
-            self.ring[idx] = spikes[:, self.r.neurons]
+            a = self.steps % self.ring_len
+            if a + t <= self.ring_len:
+                self.ring[a:a + t] = spikes[:, self._cols]
+            else:
+                idx = (np.arange(self.steps, self.steps + t) % self.ring_len)
+                self.ring[idx] = spikes[:, self._cols]
             self.steps += t
         for r in self.qrs.process(samples):
             a = self.sample0 + int(r)
@@ -222,6 +236,7 @@ class WindowDecider:
         self.step_hz = float(step_hz)
         self.smoothing = float(smoothing)
         self.counts = np.zeros(len(readout.neurons), np.int64)
+        self._cols = _columns(readout.neurons)
         self.reset(0, 0)
 
     def reset(self, sample0: int, step0: int) -> None:
@@ -236,7 +251,7 @@ class WindowDecider:
         while a < t:
             room = self.window_start + self.r.window_steps - self.steps
             n = min(room, t - a)
-            self.counts += spikes[a:a + n, self.r.neurons].sum(0, dtype=np.int64)
+            self.counts += spikes[a:a + n, self._cols].sum(0, dtype=np.int64)
             a += n
             self.steps += n
             if self.steps == self.window_start + self.r.window_steps:

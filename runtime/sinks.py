@@ -465,6 +465,11 @@ class MqttSink(Sink):
             except OSError as exc:
                 raise SinkError(f"mqtt sink: cannot read password_file "
                                 f"{config['password_file']} ({exc.strerror})") from None
+        if config.get("password_env"):
+            password = os.environ.get(config["password_env"])
+            if password is None:
+                raise SinkError(f"mqtt sink: environment variable {config['password_env']} "
+                                "(password_env) is not set")
         if user:
             c.username_pw_set(user, password)
         if config.get("tls"):

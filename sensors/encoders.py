@@ -28,9 +28,14 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from scipy import signal as sps
 
+from . import _designs
 from .errors import EncoderConfigError
+
+try:  # compiled inner loops (bit-identical); the NumPy code below is the fallback
+    from . import _fastsig as _fast
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _fast = None
 
 __all__ = [
     "Stage",
@@ -91,15 +96,21 @@ class Stage:
                 f"{type(self).__name__} expects samples shaped [n, {self.channels}], "
                 f"got {x.shape}"
             )
-        if not np.all(np.isfinite(x)):
+        x = np.ascontiguousarray(x)
+        if not (_fast.all_finite(x) if _fast is not None else np.all(np.isfinite(x))):
             raise EncoderConfigError(f"{type(self).__name__}: input holds NaN or inf")
-        return np.ascontiguousarray(x)
+        return x
 
     def reset(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def process(self, samples: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    #: stages with a compiled path set this: ``_fast_apply(x)`` takes an input that already
+    #: passed ``_check`` (float64, C-contiguous, finite) and returns ``(output, finite)``,
+    #: the same output as ``process``; :class:`Chain` uses it to skip repeated checks
+    _fast_apply = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(in_rate={self.in_rate:g}, channels={self.channels})"
@@ -242,6 +253,27 @@ class DeltaEncoder(_EventEncoder):
         dk = np.diff(k, axis=0, prepend=self._k[None, :])
         self._k = k[-1].copy()
         return np.concatenate([dk > 0, dk < 0], axis=1)
+
+    def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
+        if _fast is None:
+            return self.process(x), True
+        n = x.shape[0]
+        samples, steps = self._samples, self._steps
+        total = samples + n
+        done = (total * self._num) // self._den
+        new = int(done - steps)
+        out = np.zeros((new + 1, self.n_out), dtype=np.uint8)
+        out[0] = self._pending
+        if n:
+            if self._x0 is None:
+                self._x0 = x[0].copy()
+            if not self._k.flags.c_contiguous:
+                self._k = np.ascontiguousarray(self._k)
+            _fast.delta_events(x, self._x0, self.threshold, self._k, samples, steps,
+                               self._num, self._den, out)
+        self._samples, self._steps = total, done
+        self._pending = out[new].copy()
+        return out[:new], True
 
 
 class LevelCrossingEncoder(_EventEncoder):
@@ -416,6 +448,22 @@ class LIFEncoder(SpikeEncoder):
                     refr[s] = self.refractory
         return out
 
+    def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
+        if _fast is None:
+            return self.process(x), True
+        n = x.shape[0]
+        samples, steps = self._samples, self._steps
+        total = samples + n
+        done = (total * self._num) // self._den
+        out = np.zeros((int(done - steps), self.channels), dtype=np.uint8)
+        b = self._binner
+        b.cnt = _fast.lif_encode(x, b.acc, b.cnt, b.last, self.v, self._refr, samples, steps,
+                                 self._num, self._den, (1.0 - self.decay) * self.gain,
+                                 self.decay, self.threshold, self.reset_mode == "subtract",
+                                 self.refractory, out)
+        self._samples, self._steps = total, done
+        return out, True
+
 
 class RateEncoder(SpikeEncoder):
     """Rate coding of inputs in [0, 1] (clipped): ``x = 1`` fires at ``max_rate`` Hz.
@@ -529,7 +577,8 @@ class Filter(Transform):
         self.sos = np.atleast_2d(np.asarray(sos, dtype=np.float64))
         if self.sos.ndim != 2 or self.sos.shape[1] != 6:
             raise EncoderConfigError("Filter: sos must be shaped [sections, 6]")
-        self._zi_unit = sps.sosfilt_zi(self.sos)  # [sections, 2]
+        self._zi_unit = _designs.sosfilt_zi(self.sos)  # [sections, 2]
+        self._sos_c = np.ascontiguousarray(self.sos)
         self.reset()
 
     def reset(self) -> None:
@@ -541,8 +590,20 @@ class Filter(Transform):
             return x
         if self._zi is None:
             self._zi = self._zi_unit[:, :, None] * x[0][None, None, :]
-        y, self._zi = sps.sosfilt(self.sos, x, axis=0, zi=self._zi)
+        y, self._zi = _designs.signal().sosfilt(self.sos, x, axis=0, zi=self._zi)
         return y
+
+    def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
+        if _fast is None or x.shape[0] == 0:
+            y = self.process(x)
+            return y, True
+        if self._zi is None:
+            self._zi = np.ascontiguousarray(self._zi_unit[:, :, None] * x[0][None, None, :])
+        elif not self._zi.flags.c_contiguous:
+            self._zi = np.ascontiguousarray(self._zi)
+        y = np.array(x, dtype=np.float64, order="C")
+        ok = _fast.sosfilt_inplace(y, self._sos_c, self._zi)
+        return y, ok
 
 
 def _band_edges(low: float | None, high: float | None, fs: float, what: str) -> None:
@@ -561,7 +622,7 @@ class BandPass(Filter):
                  order: int = 2):
         _band_edges(low, high, float(in_rate), "BandPass")
         self.low, self.high = float(low), float(high)
-        sos = sps.butter(order, [low, high], "bandpass", fs=float(in_rate), output="sos")
+        sos = _designs.butter_sos(order, [low, high], "bandpass", float(in_rate))
         super().__init__(sos, in_rate, channels)
 
 
@@ -570,7 +631,7 @@ class HighPass(Filter):
 
     def __init__(self, cutoff: float, in_rate: float, channels: int = 1, order: int = 2):
         _band_edges(cutoff, None, float(in_rate), "HighPass")
-        super().__init__(sps.butter(order, cutoff, "highpass", fs=float(in_rate), output="sos"),
+        super().__init__(_designs.butter_sos(order, cutoff, "highpass", float(in_rate)),
                          in_rate, channels)
 
 
@@ -579,7 +640,7 @@ class LowPass(Filter):
 
     def __init__(self, cutoff: float, in_rate: float, channels: int = 1, order: int = 2):
         _band_edges(None, cutoff, float(in_rate), "LowPass")
-        super().__init__(sps.butter(order, cutoff, "lowpass", fs=float(in_rate), output="sos"),
+        super().__init__(_designs.butter_sos(order, cutoff, "lowpass", float(in_rate)),
                          in_rate, channels)
 
 
@@ -588,8 +649,8 @@ class Notch(Filter):
 
     def __init__(self, freq: float, in_rate: float, channels: int = 1, q: float = 30.0):
         _band_edges(freq, None, float(in_rate), "Notch")
-        b, a = sps.iirnotch(freq, q, fs=float(in_rate))
-        super().__init__(sps.tf2sos(b, a), in_rate, channels)
+        b, a = _designs.signal().iirnotch(freq, q, fs=float(in_rate))
+        super().__init__(_designs.signal().tf2sos(b, a), in_rate, channels)
 
 
 class BaselineRemoval(HighPass):
@@ -646,6 +707,12 @@ class Compress(Transform):
         x = np.maximum(self._check(samples), 0.0) / self.ref
         return np.log1p(x) if self.mode == "log" else np.sqrt(x)
 
+    def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
+        y = np.maximum(x, 0.0)
+        np.divide(y, self.ref, out=y)
+        (np.log1p if self.mode == "log" else np.sqrt)(y, out=y)
+        return y, _fast is None or _fast.all_finite(y)
+
 
 class Gain(Transform):
     """``y = scale * (x - offset)``: put a signal into an encoder's working range."""
@@ -697,7 +764,7 @@ class CochleaFilterbank(Transform):
         lo = np.maximum(self.centres - erb / 2, 1.0)
         hi = np.minimum(self.centres + erb / 2, nyq * 0.999)
         self.edges = np.stack([lo, hi], axis=1)
-        self.sos = [sps.butter(order, [a, b], "bandpass", fs=self.in_rate, output="sos")
+        self.sos = [_designs.butter_sos(order, [a, b], "bandpass", self.in_rate)
                     for a, b in self.edges]
         self.reset()
 
@@ -714,7 +781,7 @@ class CochleaFilterbank(Transform):
         if x.shape[0] == 0:
             return out
         for b, sos in enumerate(self.sos):
-            out[:, b], self._zi[b] = sps.sosfilt(sos, x, zi=self._zi[b])
+            out[:, b], self._zi[b] = _designs.signal().sosfilt(sos, x, zi=self._zi[b])
         return out
 
 
@@ -775,6 +842,8 @@ class FftFilterbank(Transform):
         self._win = np.hanning(self.window + 2)[1:-1]
         # Power of full-scale white noise per bin is sum(win**2); normalise to mean square.
         self._norm = 1.0 / (float(np.sum(self._win**2)) * self.WEIGHT_ONE * _QSCALE)
+        self._starts64 = self._starts.astype(np.int64)
+        self._w_up = np.ascontiguousarray(self._w_up, dtype=np.int64)
         self.reset()
 
     @property
@@ -805,6 +874,22 @@ class FftFilterbank(Transform):
         whole = np.add.reduceat(p, self._starts, axis=1) * self.WEIGHT_ONE
         e = up[:, : self.bands] + (whole - up)[:, 1:]
         return e * self._norm
+
+    def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
+        if _fast is None:
+            return self.process(x), True
+        full = np.concatenate([self._keep, x[:, 0]])
+        m = (full.shape[0] - (self.window - self.hop)) // self.hop
+        self._keep = full[m * self.hop :].copy()
+        if m == 0:
+            return np.zeros((0, self.bands)), True
+        frames = np.empty((m, self.window))
+        _fast.frames_windowed(full, self._win, self.hop, frames)
+        spec = np.fft.rfft(frames, axis=1)
+        out = np.empty((m, self.bands))
+        _fast.fft_band_pool(spec, self._lo, self._hi - self._lo, self._starts64, self._w_up,
+                            self.bands, self._norm, out)
+        return out, True
 
 
 class Chain(SpikeEncoder):
@@ -846,9 +931,31 @@ class Chain(SpikeEncoder):
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         x = self._check(samples)
-        for s in self.stages[:-1]:
-            x = s.process(x) if x.shape[0] else np.zeros((0, s.channels_out))
-        return self.encoder.process(x)
+        if _fast is None:
+            for s in self.stages[:-1]:
+                x = s.process(x) if x.shape[0] else np.zeros((0, s.channels_out))
+            return self.encoder.process(x)
+        # Compiled stages take the checked array as it is; a stage's non-finite output is
+        # reported by the next stage's own check, as in the plain path.
+        checked = True
+        stages = self.stages
+        for i in range(len(stages) - 1):
+            s = stages[i]
+            if not x.shape[0]:
+                x, checked = np.zeros((0, s.channels_out)), True
+            elif s._fast_apply is not None:
+                if not checked:
+                    x = s._check(x)
+                x, checked = s._fast_apply(x)
+                if not checked:
+                    x = stages[i + 1]._check(x)
+                    checked = True
+            else:
+                x, checked = s.process(x), False
+        enc = self.encoder
+        if enc._fast_apply is None:
+            return enc.process(x)
+        return enc._fast_apply(x if checked else enc._check(x))[0]
 
     def __repr__(self) -> str:
         return "Chain(" + ", ".join(repr(s) for s in self.stages) + ")"

@@ -26,9 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import signal as sps
 
+from . import _designs
 from .errors import EncoderConfigError, SourceFormatError
+
+try:  # compiled front end (same arithmetic as the NumPy path below)
+    from . import _fastsig as _fast
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _fast = None
 
 __all__ = ["QrsDetector", "detect_qrs", "score_beats", "evaluate_record", "evaluate_records"]
 
@@ -47,7 +52,7 @@ class QrsDetector:
             raise EncoderConfigError(f"QrsDetector: rate must be >= 100 Hz, got {rate}")
         self.rate = float(rate)
         fs = self.rate
-        self._sos = sps.butter(2, [5.0, 15.0], "bandpass", fs=fs, output="sos")
+        self._sos = _designs.butter_sos(2, [5.0, 15.0], "bandpass", fs)
         self._deriv = np.array([2.0, 1.0, 0.0, -1.0, -2.0]) * (fs / 8.0)
         self.w = max(1, int(round(self.MWI_S * fs)))
         self._mwi_b = np.full(self.w, 1.0 / self.w)
@@ -64,12 +69,14 @@ class QrsDetector:
     def reset(self) -> None:
         self._n = 0  # samples seen
         self._zi_bp: np.ndarray | None = None
-        self._zi_d = np.zeros(len(self._deriv) - 1)
-        self._zi_m = np.zeros(self.w - 1)
+        self._front = None  # compiled front end (holds the filter states when used)
+        self._bph = np.zeros(len(self._deriv) - 1)  # band-passed samples n-4 .. n-1
+        self._sqh = np.zeros(self.w - 1)  # squared derivative n-w+1 .. n-1
         self._m_prev2 = np.array([-np.inf, -np.inf])  # MWI at n-2, n-1
-        self._raw = np.zeros(0)
-        self._dabs = np.zeros(0)  # |derivative| history
-        self._bp = np.zeros(0)  # band-passed history
+        # History for R localisation and slopes: rows raw, |derivative|, band-passed, in
+        # a buffer that is appended to and trimmed in place (see _trim)
+        self._hbuf = np.zeros((3, 2 * self.hist_len + 4096))
+        self._hlen = 0
         self._hist0 = 0  # absolute index of _raw[0]
         self._learn_max = 0.0
         self._learned = False
@@ -90,7 +97,10 @@ class QrsDetector:
     @property
     def rr_avg(self) -> float:
         src = self._rr_ok if len(self._rr_ok) >= 2 else self._rr
-        return float(np.mean(src[-8:])) if src else self.rate
+        if not src:
+            return self.rate
+        last = src[-8:]
+        return sum(last) / len(last)  # integers: exact sum, one rounding, as np.mean
 
     @property
     def threshold1(self) -> float:
@@ -99,6 +109,51 @@ class QrsDetector:
     @property
     def threshold2(self) -> float:
         return 0.5 * self.threshold1
+
+    @property
+    def _raw(self) -> np.ndarray:
+        return self._hbuf[0, : self._hlen]
+
+    @property
+    def _dabs(self) -> np.ndarray:  # |derivative| history
+        return self._hbuf[1, : self._hlen]
+
+    @property
+    def _bp(self) -> np.ndarray:  # band-passed history
+        return self._hbuf[2, : self._hlen]
+
+    def _hist_room(self, n: int) -> int:
+        """Make room for n more history samples; returns where they go."""
+        a = self._hlen
+        if a + n > self._hbuf.shape[1]:
+            grown = np.zeros((3, 2 * (a + n) + 4096))
+            grown[:, :a] = self._hbuf[:, :a]
+            self._hbuf = grown
+        self._hlen = a + n
+        return a
+
+    def _front_numpy(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Band-pass, derivative, squaring and moving-window integration, with the summation
+        order of the compiled front end (``_fastsig.QrsFront``): the derivative sums its five
+        terms newest first, the integrator its w terms oldest first, so every value depends
+        only on the samples (never on the block split)."""
+        n = x.shape[0]
+        if self._zi_bp is None:
+            self._zi_bp = _designs.sosfilt_zi(self._sos) * x[0]
+        bp, self._zi_bp = _designs.signal().sosfilt(self._sos, x, zi=self._zi_bp)
+        h = np.concatenate([self._bph, bp])  # bp[n-4 ..]
+        b = self._deriv
+        m = len(b) - 1
+        d = b[0] * h[m:]
+        for k in range(1, len(b)):
+            d = d + b[k] * h[m - k : m - k + n]
+        self._bph = h[n:].copy()
+        sq = np.concatenate([self._sqh, d * d])
+        w = self.w
+        win = np.lib.stride_tricks.sliding_window_view(sq, w)  # [n, w], oldest first
+        mwi = np.cumsum(win * (1.0 / w), axis=1)[:, -1]
+        self._sqh = sq[n:].copy()
+        return bp, np.abs(d), mwi
 
     # ------------------------------------------------------------------ processing
     def process(self, samples: np.ndarray) -> np.ndarray:
@@ -111,27 +166,36 @@ class QrsDetector:
         n = x.shape[0]
         if n == 0:
             return np.zeros(0, dtype=np.int64)
-        if self._zi_bp is None:
-            self._zi_bp = sps.sosfilt_zi(self._sos) * x[0]
-        bp, self._zi_bp = sps.sosfilt(self._sos, x, zi=self._zi_bp)
-        d, self._zi_d = sps.lfilter(self._deriv, [1.0], bp, zi=self._zi_d)
-        mwi, self._zi_m = sps.lfilter(self._mwi_b, [1.0], d * d, zi=self._zi_m)
         start = self._n
         self._n += n
-        # History for R localisation and slopes.
-        self._raw = np.concatenate([self._raw, x])
-        self._dabs = np.concatenate([self._dabs, np.abs(d)])
-        self._bp = np.concatenate([self._bp, bp])
+        a = self._hist_room(n)
+        hb = self._hbuf
+        hb[0, a : a + n] = x
+        if _fast is not None:
+            if self._front is None:
+                self._front = _fast.QrsFront(self._sos, _designs.sosfilt_zi(self._sos) * x[0],
+                                             self._deriv, self.w)
+            x = np.ascontiguousarray(x)
+            mwi = np.empty(n)
+            pk_idx = np.empty(n, dtype=np.int64)
+            pk_val = np.empty(n)
+            c = self._front.run(x, hb[2, a : a + n], hb[1, a : a + n], mwi, start, pk_idx,
+                                pk_val)
+            idx, vals = pk_idx[:c], pk_val[:c]
+        else:
+            bp, dabs, mwi = self._front_numpy(x)
+            hb[1, a : a + n] = dabs
+            hb[2, a : a + n] = bp
+            # Candidates: local maxima m[i-1] < m[i] >= m[i+1]; i = start-1 .. start+n-2.
+            ext = np.concatenate([self._m_prev2, mwi])
+            mid = ext[1:-1]
+            is_peak = (mid > ext[:-2]) & (mid >= ext[2:])
+            idx = np.flatnonzero(is_peak) + start - 1
+            vals = mid[is_peak]
+            self._m_prev2 = ext[-2:].copy()
         # Learning phase statistic (max is exact under any split).
         if start < self.learn:
             self._learn_max = max(self._learn_max, float(mwi[: self.learn - start].max()))
-        # Candidates: local maxima m[i-1] < m[i] >= m[i+1]; i = start-1 .. start+n-2.
-        ext = np.concatenate([self._m_prev2, mwi])
-        mid = ext[1:-1]
-        is_peak = (mid > ext[:-2]) & (mid >= ext[2:])
-        idx = np.flatnonzero(is_peak) + start - 1
-        vals = mid[is_peak]
-        self._m_prev2 = ext[-2:].copy()
         beats: list[int] = []
         for p, h in zip(idx.tolist(), vals.tolist(), strict=True):
             if p < 0:
@@ -273,11 +337,10 @@ class QrsDetector:
 
     def _trim(self) -> None:
         keep = self.hist_len
-        if self._raw.shape[0] > 2 * keep:
-            cut = self._raw.shape[0] - keep
-            self._raw = self._raw[cut:].copy()
-            self._dabs = self._dabs[cut:].copy()
-            self._bp = self._bp[cut:].copy()
+        if self._hlen > 2 * keep:
+            cut = self._hlen - keep
+            self._hbuf[:, :keep] = self._hbuf[:, cut : self._hlen]
+            self._hlen = keep
             self._hist0 += cut
 
 

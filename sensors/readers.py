@@ -82,8 +82,10 @@ class WavSource(Source):
                 rate, ch, width, n = (w.getframerate(), w.getnchannels(), w.getsampwidth(),
                                       w.getnframes())
                 comp = w.getcomptype()
-        except (wave.Error, EOFError) as exc:
-            raise SourceFormatError(f"not a readable WAV file ({exc})", path=str(self.path),
+        except (wave.Error, EOFError, RuntimeError) as exc:
+            # the wave module raises a bare RuntimeError for a chunk that runs past the end
+            why = str(exc) or "a chunk runs past the end of the file"
+            raise SourceFormatError(f"not a readable WAV file ({why})", path=str(self.path),
                                     where="header") from None
         if comp != "NONE":
             raise SourceFormatError(f"compressed WAV ({comp}) is not supported; need PCM",
@@ -193,6 +195,9 @@ class WfdbSource(Source):
                                     path=str(hea)) from None
         if not self.header.fs or not self.header.n_sig:
             raise SourceFormatError("header has no sampling rate or no signals", path=str(hea))
+        if not self.header.sig_name or len(self.header.sig_name) != self.header.n_sig:
+            raise SourceFormatError(f"header announces {self.header.n_sig} signals but "
+                                    "describes a different number", path=str(hea))
         if channel is not None and not 0 <= channel < self.header.n_sig:
             raise SourceConfigError(
                 f"{self.name}: channel={channel} but the record has {self.header.n_sig} "

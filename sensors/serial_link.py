@@ -195,7 +195,12 @@ class SerialSource(Source):
     def _open(self) -> None:
         self._port = self._make_port()
         self._decoder.resync()
+        # Frames decoded during a failed attempt were counted as received: their samples are
+        # lost, so sensor time must skip them.
+        lost = sum(f.n for f in self._pending)
         self._pending.clear()
+        if lost:
+            self._mark_gap(lost)
         resume = self._opened_once
         previous = self._header
         try:
@@ -234,13 +239,17 @@ class SerialSource(Source):
         return ack
 
     def _wait_header(self, token: int) -> Header:
+        malformed = self._decoder.malformed
         self._expect_ack(token)
         deadline = self.clock.now() + self.header_timeout
         while self._header_seen is None:
             if self.clock.now() > deadline:
+                why = ""
+                if self._decoder.malformed > malformed:  # e.g. another protocol version
+                    why = f"; refused one: {self._decoder.last_error}"
                 raise SourceDisconnected(
                     f"serial:{self.target}: no HEADER from the device within "
-                    f"{self.header_timeout} s"
+                    f"{self.header_timeout} s{why}"
                 )
             if not self._pump():
                 self.clock.sleep(0.001)

@@ -77,7 +77,8 @@ def read_peers(path: str) -> dict:
     return {k: statistics.median(v) for k, v in rows.items()}
 
 
-def run_bench(nets, repeats: int = 3, T: float | None = None, peers: str | None = None) -> dict:
+def run_bench(nets, repeats: int = 3, T: float | None = None, peers: str | None = None,
+              instructions: bool = False) -> dict:
     from .. import __version__
     from ..engine import resolve_backend
     from ..kernels import build_info
@@ -99,6 +100,20 @@ def run_bench(nets, repeats: int = 3, T: float | None = None, peers: str | None 
         if res.returncode != 0:
             raise SystemExit(f"spikeedge bench: {name} failed:\n{res.stderr}")
         doc["nets"][name] = json.loads(res.stdout.strip().splitlines()[-1])
+    if instructions:
+        from . import callgrind
+        if not callgrind.available():
+            raise SystemExit("spikeedge bench --instructions: valgrind is not installed "
+                             "(Debian/Ubuntu: apt-get install valgrind)")
+        doc["instructions"] = {"counted": callgrind.TOGGLE,
+                               "note": "kernel step loop only, short runs scaled per "
+                                       "simulated second (spikeedge.tools.callgrind)"}
+        for name, r in doc["nets"].items():
+            if name in callgrind.SIM_SECONDS:
+                c = callgrind.count(name)
+                r["instructions_per_sim_s"] = c["instructions_per_sim_s"]
+                r["instructions_per_step"] = c["instructions_per_step"]
+                r["instructions_sim_seconds"] = c["sim_seconds"]
     if peers:
         pm = read_peers(peers)
         for name, r in doc["nets"].items():
@@ -114,9 +129,11 @@ def table(doc: dict) -> str:
     for name, r in doc["nets"].items():
         peers = "  ".join(f"{t} {p['s_per_sim_s']:.4g} ({p['ratio']:.1f}x)"
                           for t, p in r.get("peers", {}).items())
+        ins = r.get("instructions_per_sim_s")
+        ins = "" if ins is None else f" {ins:.4g} instr/sim s"
         lines.append(f"{name:6} {r['s_per_sim_s']:10.3g} {r['syn_events_per_s']:10.3g} "
                      f"{r['neuron_updates_per_s']:10.3g} {r['spikes']:9d} "
-                     f"{r['peak_rss_mb']:7.1f}  {peers}")
+                     f"{r['peak_rss_mb']:7.1f}{ins}  {peers}")
     return "\n".join(lines)
 
 

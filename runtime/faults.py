@@ -1,0 +1,649 @@
+"""Fault injection for the reliability tests and ``spikeedge soak``.
+
+* :class:`FaultRelay` sits between the host firmware's pty and a pty of its own that the daemon
+  opens through a stable symlink (as udev's ``/dev/serial/by-id/...``). It forwards commands
+  unchanged and device packets whole, and injects faults at packet boundaries: unplug/replug
+  (the daemon's pty is closed and a new one made), random garbage, bit flips, truncated and
+  dropped frames, a stalled sensor, a wrong baud rate (bytes garbled) and a wrong protocol
+  version (HEADER rewritten). It keeps exactly the counts the daemon must report:
+  ``expected_errors`` (rejected runs between delimiters: the daemon's ``source_skipped``) and
+  ``expected_dropped`` (DATA frames that never reached it intact: ``source_dropped_frames``).
+  Exactness rules: corrupted bytes never become 0x00 (a run stays one run); garbage is closed
+  by a delimiter; after every (re)connection the relay forwards nothing until the daemon has
+  sent a command (so its port is open and its decoder sees our leading 0x00); an unplug waits
+  until the daemon has read everything written so far.
+* :class:`DaemonProc` runs ``spikeedge run`` in a subprocess with a file sink and reads its
+  records.
+* :func:`fuzz` feeds mutated inputs to every reader, loader and parser and collects anything
+  that escapes other than our documented error types.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import queue
+import random
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import termios
+import threading
+import time
+import tty
+from collections import Counter
+from pathlib import Path
+
+__all__ = ["FaultRelay", "Firmware", "DaemonProc", "firmware_binary", "fuzz", "FUZZ_TARGETS",
+           "nonempty_runs"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------- firmware
+def firmware_binary(build: bool = True) -> Path | None:
+    """The host firmware of a source checkout (built with ``make host`` if needed), or None
+    when there is no checkout or no C toolchain."""
+    fw = REPO / "firmware"
+    binary = fw / "build" / "host" / "spikeedge-fw-host"
+    if not (fw / "Makefile").is_file():
+        return None
+    if build and (shutil.which("make") and shutil.which("cc")):
+        r = subprocess.run(["make", "-C", str(fw), "host"], capture_output=True, text=True,
+                           timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError(f"make -C {fw} host failed:\n{r.stdout}\n{r.stderr}")
+    return binary if binary.is_file() else None
+
+
+class Firmware:
+    """The host firmware on a pty of its own (``path``); ``stop()`` ends it."""
+
+    def __init__(self, binary: Path, *args: str):
+        self.proc = subprocess.Popen([str(binary), "--pty", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        m = re.match(r"PTY (\S+)", line)
+        if not m:
+            self.stop()
+            raise RuntimeError(f"host firmware did not print its pty: {line!r}")
+        self.path = m.group(1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# ---------------------------------------------------------------------------- relay
+def nonempty_runs(data: bytes) -> int:
+    """Runs of non-zero bytes in ``data`` (followed by a delimiter): rejected packets."""
+    return sum(1 for r in bytes(data).split(b"\x00") if r)
+
+
+def _classify(run: bytes):
+    from spikeedge.sensors.protocol import ProtocolError, parse_payload, unframe
+    try:
+        return parse_payload(unframe(run))
+    except ProtocolError:
+        return None
+
+
+class FaultRelay:
+    """A fault-injecting relay between a device tty and the daemon; see the module docstring.
+
+    ``link``: the path the daemon opens (``serial://LINK``). Fault requests are queued and
+    applied by the relay thread one at a time, in order; :meth:`wait_idle` waits until all
+    have been applied and the link is forwarding again.
+    """
+
+    def __init__(self, device_path: str, link: str, seed: int = 0):
+        self.device_path = device_path
+        self.link = str(link)
+        self.rng = random.Random(seed)
+        self.injected: Counter = Counter()      # fault kind -> events
+        self.expected_errors = 0
+        self.expected_dropped = 0
+        self.frames_in = 0
+        self.frames_out = 0
+        self.commands_seen = 0
+        self.inexact = 0                        # unplugs that could not wait for a drain
+        self.state = "wait_host"                # forward, draining, unplugged, stalled, wait_host
+        self._until = 0.0
+        self._cmd_during = False
+        self._requests: queue.Queue = queue.Queue()
+        self._busy = False
+        self._drop = self._truncate = self._garbage = 0
+        self._flip_rate, self._flip_until = 0.0, 0.0
+        self._baud_until = self._version_until = 0.0
+        self._dev_buf = bytearray()
+        self._out = bytearray()
+        self._master = self._slave = None
+        self._lock = threading.Lock()
+        self._stop = False
+        self.error: BaseException | None = None
+        self._dev = os.open(device_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self._dev)
+        self._make_pty()
+        self._thread = threading.Thread(target=self._loop, name="fault-relay", daemon=True)
+        self._thread.start()
+
+    # ---------------------------------------------------------------- requests (any thread)
+    def unplug(self, down_s: float = 0.5):
+        self._requests.put(("unplug", down_s))
+
+    def stall(self, seconds: float):
+        self._requests.put(("stall", seconds))
+
+    def garbage(self, nbytes: int):
+        self._requests.put(("garbage", nbytes))
+
+    def bitflips(self, rate: float, seconds: float):
+        self._requests.put(("bitflip", (rate, seconds)))
+
+    def truncate(self, frames: int):
+        self._requests.put(("truncate", frames))
+
+    def drop(self, frames: int):
+        self._requests.put(("drop", frames))
+
+    def wrong_baud(self, seconds: float):
+        self._requests.put(("baud", seconds))
+
+    def wrong_version(self, seconds: float, down_s: float = 0.3):
+        """HEADERs carry protocol version 2 for ``seconds``; starts with an unplug so that the
+        daemon has to reconnect (and read a HEADER) meanwhile."""
+        self._requests.put(("version", (seconds, down_s)))
+
+    def idle(self) -> bool:
+        with self._lock:
+            return (self._requests.empty() and not self._busy and self.state == "forward")
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.error is not None:
+                raise RuntimeError(f"fault relay failed: {self.error}") from self.error
+            if self.idle():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def wait_frames(self, n: int, timeout: float) -> bool:
+        """Wait until ``n`` more DATA frames were forwarded intact."""
+        target = self.frames_out + n
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.frames_out >= target:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def counts(self) -> dict:
+        return {"injected": dict(self.injected), "expected_errors": self.expected_errors,
+                "expected_dropped_frames": self.expected_dropped, "frames_in": self.frames_in,
+                "frames_out": self.frames_out, "inexact_unplugs": self.inexact}
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=5)
+        self._close_pty()
+        for fd in (self._dev,):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # ---------------------------------------------------------------- pty handling
+    def _make_pty(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        tty.setraw(master)
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        tmp = self.link + ".new"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(os.ttyname(slave), tmp)
+        os.replace(tmp, self.link)
+        from spikeedge.sensors.protocol import Decoder
+        self._host_dec = Decoder()
+
+    def _close_pty(self) -> None:
+        if os.path.lexists(self.link):
+            os.unlink(self.link)
+        for fd in (self._master, self._slave):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = self._slave = None
+        self._out.clear()
+
+    def _unread(self) -> int:
+        buf = bytearray(4)
+        fcntl.ioctl(self._slave, termios.FIONREAD, buf)
+        return int.from_bytes(buf, sys.byteorder)
+
+    # ---------------------------------------------------------------- the relay thread
+    def _loop(self) -> None:
+        try:
+            while not self._stop:
+                fds = [self._dev] + ([self._master] if self._master is not None else [])
+                r, _, _ = select.select(fds, [], [], 0.01)
+                now = time.monotonic()
+                if self._master is not None and self._master in r:
+                    try:
+                        data = os.read(self._master, 4096)
+                    except OSError:
+                        data = b""
+                    if data:
+                        os.write(self._dev, data)
+                        from spikeedge.sensors.protocol import Command
+                        if any(isinstance(p, Command) for p in self._host_dec.feed(data)):
+                            self._host_command()
+                if self._dev in r:
+                    try:
+                        self._dev_buf += os.read(self._dev, 65536)
+                    except BlockingIOError:
+                        pass
+                    while True:
+                        z = self._dev_buf.find(0)
+                        if z < 0:
+                            break
+                        run = bytes(self._dev_buf[:z])
+                        del self._dev_buf[:z + 1]
+                        self._device_run(run, now)
+                self._tick(now)
+                self._flush()
+        except BaseException as exc:  # reported by wait_idle and the soak summary
+            self.error = exc
+
+    def _flush(self) -> None:
+        if self._master is None or not self._out:
+            return
+        try:
+            n = os.write(self._master, self._out[:65536])
+        except (BlockingIOError, OSError):
+            return
+        del self._out[:n]
+
+    def _host_command(self) -> None:
+        self.commands_seen += 1
+        if self.state in ("stalled", "unplugged", "draining"):
+            self._cmd_during = True
+        elif self.state == "wait_host":
+            self.state = "forward"
+            self._out += b"\x00"     # the daemon's decoder syncs on it
+
+    def _tick(self, now: float) -> None:
+        with self._lock:
+            if self.state == "draining":
+                if not self._out and self._unread() == 0:
+                    self._close_pty()
+                    self.state, self._until = "unplugged", now + self._down
+                elif now > self._until:
+                    self.inexact += 1
+                    self._close_pty()
+                    self.state, self._until = "unplugged", now + self._down
+            elif self.state == "unplugged" and now >= self._until:
+                self._make_pty()
+                self.state = "wait_host"
+            elif self.state == "stalled" and now >= self._until:
+                if self._cmd_during:
+                    self.state = "wait_host"
+                else:
+                    self.state = "forward"
+                    self._out += b"\x00"
+            if self._garbage and self.state == "forward" and len(self._out) < 16384:
+                n = min(self._garbage, 4096)
+                chunk = self.rng.randbytes(n)
+                self._out += chunk + b"\x00"
+                self.expected_errors += nonempty_runs(chunk)
+                self._garbage -= n
+            busy = bool(self._drop or self._truncate or self._garbage or
+                        now < max(self._flip_until, self._baud_until, self._version_until))
+            if self.state != "forward" or busy:
+                self._busy = busy or self.state != "forward"
+                return
+            try:
+                kind, arg = self._requests.get_nowait()
+            except queue.Empty:
+                self._busy = False
+                return
+            self._busy = True
+            self.injected[kind] += 1
+            if kind in ("unplug", "version"):
+                if kind == "version":
+                    seconds, arg = arg
+                    self._version_until = now + seconds
+                self._down = float(arg)
+                self._cmd_during = False
+                self.state, self._until = "draining", now + 2.0
+            elif kind == "stall":
+                self._cmd_during = False
+                self.state, self._until = "stalled", now + float(arg)
+            elif kind == "garbage":
+                self._garbage = int(arg)
+                self.injected["garbage_bytes"] += int(arg)
+            elif kind == "bitflip":
+                self._flip_rate, seconds = arg
+                self._flip_until = now + seconds
+            elif kind == "truncate":
+                self._truncate = int(arg)
+            elif kind == "drop":
+                self._drop = int(arg)
+            elif kind == "baud":
+                self._baud_until = now + float(arg)
+
+    def _device_run(self, run: bytes, now: float) -> None:
+        from spikeedge.sensors.protocol import DataFrame, Header, encode_header
+        if not run:
+            if self.state == "forward":
+                self._out += b"\x00"
+            return
+        pkt = _classify(run)
+        data = isinstance(pkt, DataFrame)
+        self.frames_in += data
+        if self.state != "forward":
+            self.expected_dropped += data
+            if data:
+                self.injected[f"frames_lost_{self.state}"] += 1
+            return
+        if now < self._baud_until:
+            garbled = self.rng.randbytes(len(run) + 1)
+            self._out += garbled + b"\x00"
+            self.expected_errors += nonempty_runs(garbled)
+            self.expected_dropped += data
+            self.injected["baud_bytes"] += len(run) + 1
+            return
+        if isinstance(pkt, Header) and now < self._version_until:
+            from spikeedge.sensors.protocol import frame_payload
+            payload = bytearray(encode_header(pkt))
+            payload[1] = 2               # a protocol version this host does not speak
+            self._out += frame_payload(bytes(payload))
+            self.expected_errors += 1
+            self.injected["bad_version_headers"] += 1
+            self.state = "wait_host"   # the daemon gives up on this HEADER and retries
+            return
+        if data and self._drop:
+            self._drop -= 1
+            self.expected_dropped += 1
+            self.injected["frames_dropped"] += 1
+            return
+        if data and self._truncate:
+            self._truncate -= 1
+            self._out += run[:self.rng.randrange(1, len(run))] + b"\x00"
+            self.expected_errors += 1
+            self.expected_dropped += 1
+            self.injected["frames_truncated"] += 1
+            return
+        if data and now < self._flip_until:
+            b = bytearray(run)
+            flips = 0
+            nbits = 8 * len(b)
+            # bit positions with probability rate each (geometric gaps: fast for small rates)
+            import math
+            lam = -math.log1p(-self._flip_rate)
+            pos = -1
+            while True:
+                pos += 1 + int(-math.log(1.0 - self.rng.random()) / lam)
+                if pos >= nbits:
+                    break
+                i, bit = divmod(pos, 8)
+                if b[i] ^ (1 << bit):     # never make a delimiter
+                    b[i] ^= 1 << bit
+                    flips += 1
+            if flips:
+                self._out += bytes(b) + b"\x00"
+                self.expected_errors += 1
+                self.expected_dropped += 1
+                self.injected["bits_flipped"] += flips
+                self.injected["frames_flipped"] += 1
+                return
+        self._out += run + b"\x00"
+        self.frames_out += data
+
+
+# ---------------------------------------------------------------------------- daemon
+class DaemonProc:
+    """``spikeedge run --config CONFIG`` in a subprocess; records go to ``records`` (a file
+    sink in the config). ``stdout`` may be a pipe (the overload test reads it slowly)."""
+
+    def __init__(self, config: Path, records: Path, stdout=subprocess.DEVNULL,
+                 stderr: Path | None = None, extra: tuple = ()):
+        self.records_path = Path(records)
+        self._pos = 0
+        self.records: list[dict] = []
+        err = open(stderr, "ab") if stderr else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "spikeedge.cli", "run", "--config", str(config), *extra],
+            stdout=stdout, stderr=err, stdin=subprocess.DEVNULL)
+        if stderr:
+            err.close()
+
+    def poll_records(self) -> list[dict]:
+        """Records written since the last call (whole lines only)."""
+        new = []
+        try:
+            with open(self.records_path, "rb") as f:
+                f.seek(self._pos)
+                data = f.read()
+        except FileNotFoundError:
+            return new
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].splitlines():
+            if line.strip():
+                new.append(json.loads(line))
+        self._pos += end
+        self.records.extend(new)
+        return new
+
+    def wait_for(self, pred, timeout: float):
+        """The first new record with ``pred(record)`` within ``timeout`` s, else None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for r in self.poll_records():
+                if pred(r):
+                    return r
+            if self.proc.poll() is not None:
+                for r in self.poll_records():
+                    if pred(r):
+                        return r
+                return None
+            time.sleep(0.02)
+        return None
+
+    def last(self, rtype: str) -> dict | None:
+        self.poll_records()
+        for r in reversed(self.records):
+            if r.get("type") == rtype:
+                return r
+        return None
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.poll_records()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+# ---------------------------------------------------------------------------- fuzzing
+def _mutate(rng: random.Random, seed_data: bytes) -> bytes:
+    b = bytearray(seed_data)
+    for _ in range(rng.randrange(1, 6)):
+        op = rng.randrange(6)
+        if op == 0 and b:       # flip bits
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+        elif op == 1 and b:     # overwrite a byte with an interesting value
+            b[rng.randrange(len(b))] = rng.choice((0, 1, 0x7F, 0x80, 0xFF, rng.randrange(256)))
+        elif op == 2 and b:     # truncate
+            del b[rng.randrange(len(b)):]
+        elif op == 3:           # insert random bytes
+            i = rng.randrange(len(b) + 1)
+            b[i:i] = rng.randbytes(rng.randrange(1, 16))
+        elif op == 4 and len(b) > 2:  # duplicate a slice
+            i = rng.randrange(len(b))
+            j = min(len(b), i + rng.randrange(1, 64))
+            b[i:i] = b[i:j]
+        else:                   # random bytes outright
+            b = bytearray(rng.randbytes(rng.randrange(0, 64)))
+    return bytes(b)
+
+
+def _seeds(workdir: Path) -> dict:
+    """Valid inputs of every target, to mutate."""
+    import io
+    import wave
+
+    import numpy as np
+
+    from spikeedge import INPUT, STDP, Network, Population, Projection, quantize, save_model
+    from spikeedge.sensors.fake_serial import FakeSerialDevice
+    from spikeedge.sensors.protocol import Command, Opcode, encode
+    dev = FakeSerialDevice(signal="ramp", frame=8, fast=True, timeout=0)
+    dev.write(encode(Command(1, Opcode.START)))
+    stream = b"".join(dev.read(4096) for _ in range(6))
+    net = Network(n_inputs=3, dt=1e-3, populations=[Population("out", 4, tau_m=10e-3)],
+                  projections=[Projection(INPUT, "out", np.full((3, 4), 0.5),
+                                          stdp=STDP())])
+    mpath = workdir / "seed_model.npz"
+    save_model(mpath, quantize(net), metadata={"name": "fuzz"})
+    wav = io.BytesIO()
+    with wave.open(wav, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.arange(-200, 200, dtype="<i2").tobytes())
+    hea = b"100 2 360 400\n100.dat 212 200 11 1024 995 -22131 0 MLII\n" \
+          b"100.dat 212 200 11 1024 1011 20052 0 V5\n"
+    dat = np.arange(600, dtype=np.uint8).tobytes()
+    csv = b"".join(b"%d,%d,%d,%d,%d,%d,%d,%d\n" % tuple((i * k) % 100 - 50 for k in range(8))
+                   for i in range(30))
+    cfg = (b'[source]\nurl = "fake:ecg"\nblock_ms = 20\n[learning]\nenabled = true\n'
+           b'checkpoint = "/tmp/x.ckpt"\n[[sinks]]\ntype = "tcp"\nport = 7700\n'
+           b'[[sinks]]\ntype = "mqtt"\nhost = "h"\npassword = "p"\n')
+    return {"decoder": stream, "model": mpath.read_bytes(), "config": cfg,
+            "wav": wav.getvalue(), "wfdb": hea + b"\x00" + dat, "csv": csv,
+            "checkpoint": _ckpt_seed(workdir)}
+
+
+def _ckpt_seed(workdir: Path) -> bytes:
+    import numpy as np
+
+    from spikeedge.checkpoint import write_checkpoint
+    p = workdir / "seed.ckpt"
+    write_checkpoint(str(p), {"w": np.arange(10, dtype=np.int16)}, {"model_id": "m", "step": 3})
+    return p.read_bytes()
+
+
+def _run_case(target: str, data: bytes, workdir: Path) -> None:
+    """Feed one input to one target; raises only what escapes the target."""
+    from spikeedge.errors import SpikeEdgeError
+    from spikeedge.sensors.errors import SensorError
+    if target == "decoder":
+        from spikeedge.sensors.protocol import Decoder
+        d = Decoder(synced=False)
+        cut = len(data) // 3
+        d.feed(data[:cut])
+        d.feed(data[cut:])
+        d.feed(b"\x00")
+        return
+    try:
+        if target == "model":
+            p = workdir / "case.npz"
+            p.write_bytes(data)
+            from spikeedge.modelfile import load_model
+            load_model(p)
+        elif target == "checkpoint":
+            p = workdir / "case.ckpt"
+            p.write_bytes(data)
+            from spikeedge.checkpoint import read_checkpoint
+            read_checkpoint(str(p))
+        elif target == "config":
+            p = workdir / "case.toml"
+            p.write_bytes(data)
+            from spikeedge.config import load_config
+            load_config(p)
+        elif target in ("wav", "csv", "wfdb"):
+            from spikeedge.sensors import open_source
+            if target == "wfdb":
+                hea, _, dat = data.partition(b"\x00")
+                (workdir / "rec.hea").write_bytes(hea)
+                (workdir / "rec.dat").write_bytes(dat)
+                url = f"wfdb:{workdir / 'rec'}"
+            elif target == "wav":
+                (workdir / "case.wav").write_bytes(data)
+                url = f"wav:{workdir / 'case.wav'}"
+            else:
+                (workdir / "case.csv").write_bytes(data)
+                url = f"myo:{workdir / 'case.csv'}?strict=1"
+            src = open_source(url, max_reconnects=0)
+            try:
+                for i, _ in enumerate(src):
+                    if i > 200:
+                        break
+            finally:
+                src.close()
+        else:
+            raise ValueError(f"unknown fuzz target {target!r}")
+    except (SpikeEdgeError, SensorError) as exc:
+        msg = str(exc)
+        if not msg or len(msg) < 10:
+            raise AssertionError(f"{type(exc).__name__} with no useful message: {msg!r}") \
+                from None
+
+
+FUZZ_TARGETS = ("decoder", "model", "checkpoint", "config", "wav", "wfdb", "csv")
+
+
+def fuzz(target: str, cases: int, workdir: Path, seed: int = 0,
+         deadline: float | None = None) -> dict:
+    """Run up to ``cases`` mutated inputs through ``target`` (stop at monotonic ``deadline``);
+    returns ``{"cases", "escapes": [repr of the first few], "escaped"}``."""
+    import logging
+    logging.getLogger("spikeedge").setLevel(logging.CRITICAL)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    base = _seeds(workdir)[target]
+    rng = random.Random(seed)
+    escapes, escaped, n = [], 0, 0
+    while n < cases:
+        n += 1
+        data = _mutate(rng, base)
+        try:
+            _run_case(target, data, workdir)
+        except Exception as exc:  # noqa: BLE001 - anything else is what we look for
+            escaped += 1
+            if len(escapes) < 5:
+                escapes.append(f"{type(exc).__name__}: {exc} (input {data[:80]!r})")
+        if deadline is not None and time.monotonic() > deadline:
+            break
+    return {"cases": n, "escaped": escaped, "escapes": escapes}

@@ -1,0 +1,46 @@
+"""Instruction-count regression check: the kernels' callgrind counts per simulated second must
+not grow more than 10 % over the stored baseline (``tools/perf_baseline.json``, written by
+``python -m spikeedge.tools.callgrind --update tools/perf_baseline.json``). Needs valgrind
+(Debian/Ubuntu package ``valgrind``); counts belong to one build environment, so the test skips
+when the compiler or flags differ from the baseline's."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spikeedge.kernels import AVAILABLE
+from spikeedge.tools import callgrind
+
+BASELINE = Path(__file__).resolve().parents[1] / "tools" / "perf_baseline.json"
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not callgrind.available(), reason="valgrind not installed"),
+              pytest.mark.skipif(not AVAILABLE, reason="compiled kernels not built")]
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    if not BASELINE.exists():
+        pytest.skip(f"no baseline {BASELINE}")
+    base = json.loads(BASELINE.read_text())
+    env = callgrind.environment()
+    for key in ("machine", "compiler", "compile_args"):
+        if base["environment"].get(key) != env.get(key):
+            pytest.skip(f"baseline made with {key} = {base['environment'].get(key)!r}, "
+                        f"this build has {env.get(key)!r}")
+    return base
+
+
+@pytest.mark.parametrize("net", list(callgrind.SIM_SECONDS))
+def test_instruction_count_within_10_percent_of_baseline(net, baseline):
+    got = callgrind.count(net)
+    assert callgrind.compare({net: got}, baseline) == []
+
+
+def test_compare_flags_growth_only():
+    base = {"nets": {"kws": {"instructions_per_sim_s": 1000}}}
+    assert callgrind.compare({"kws": {"instructions_per_sim_s": 1099}}, base) == []
+    assert callgrind.compare({"kws": {"instructions_per_sim_s": 500}}, base) == []
+    assert len(callgrind.compare({"kws": {"instructions_per_sim_s": 1101}}, base)) == 1
