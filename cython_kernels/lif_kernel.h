@@ -156,9 +156,11 @@ SE_INLINE void se_stdp(se_kernel *k, int32_t *x_pre, int32_t *x_post, int16_t *w
                 int64_t wij = W[(int64_t)i * n_post + j];
                 if (mult)
                     W[(int64_t)i * n_post + j] = (int16_t)se_clip16(
-                        wij + se_rdiv((int64_t)xp[i] * (hi - wij), hi - lo), lo, hi);
+                        wij + se_rdiv((int64_t)xp[i] * (hi - wij), (hi - lo) << SE_TRACE_FRAC),
+                        lo, hi);
                 else
-                    W[(int64_t)i * n_post + j] = (int16_t)se_clip16(wij + xp[i], lo, hi);
+                    W[(int64_t)i * n_post + j] = (int16_t)se_clip16(wij + se_trace_dw(xp[i]),
+                                                                    lo, hi);
             }
         }
     }

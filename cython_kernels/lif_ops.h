@@ -23,6 +23,9 @@
 
 #define SE_FRAC 24
 #define SE_HALF ((int64_t)1 << (SE_FRAC - 1))
+/* STDP traces carry 8 fractional bits below a weight unit (spikeedge.contract.TRACE_FRAC_BITS) */
+#define SE_TRACE_FRAC 8
+#define SE_TRACE_HALF ((int64_t)1 << (SE_TRACE_FRAC - 1))
 
 SE_INLINE int32_t se_sat32(int64_t x) {
     return (int32_t)(x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x));
@@ -132,11 +135,11 @@ SE_INLINE int64_t se_rdiv(int64_t a, int64_t r) {
     return q;
 }
 
-/* Multiplicative (soft-bound) STDP on one row: w += rdiv(x * room, hi - lo), room = hi - w
- * (potentiate) or w - lo (depress); then clip to [lo, hi]. */
+/* Multiplicative (soft-bound) STDP on one row: w += rdiv(x * room, (hi - lo) * 2^8), room =
+ * hi - w (potentiate) or w - lo (depress); then clip to [lo, hi]. */
 SE_INLINE void stdp_row_mult_s16(int16_t *restrict w, const int32_t *restrict x, int32_t lo,
                               int32_t hi, int potentiate, int n) {
-    int64_t range = (int64_t)hi - lo;
+    int64_t range = ((int64_t)hi - lo) << SE_TRACE_FRAC;
     for (int j = 0; j < n; j++) {
         int64_t room = potentiate ? (int64_t)hi - w[j] : (int64_t)w[j] - lo;
         int64_t t = (int64_t)w[j] + se_rdiv((int64_t)x[j] * room, range);
@@ -175,11 +178,17 @@ SE_INLINE void syn_scale_add_s32(int64_t *restrict acc, const int32_t *restrict 
         acc[j] += (int64_t)rs[j] * mul;
 }
 
-/* STDP row update: w = clip(w + x, lo, hi). */
+/* The weight change of an additive STDP trace: the trace rounded half up to a weight unit,
+ * (x + 2^7) >> 8 (>> is arithmetic on every compiler we build with: GCC, Clang). */
+SE_INLINE int64_t se_trace_dw(int64_t x) {
+    return (x + SE_TRACE_HALF) >> SE_TRACE_FRAC;
+}
+
+/* Additive STDP row update: w = clip(w + trace_dw(x), lo, hi). */
 SE_INLINE void stdp_row_s16(int16_t *restrict w, const int32_t *restrict x, int32_t lo, int32_t hi,
                          int n) {
     for (int j = 0; j < n; j++) {
-        int64_t t = (int64_t)w[j] + x[j];
+        int64_t t = (int64_t)w[j] + se_trace_dw(x[j]);
         w[j] = (int16_t)(t > hi ? hi : (t < lo ? lo : t));
     }
 }

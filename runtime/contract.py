@@ -30,14 +30,15 @@ propagate, reset):
    spike at step t changes currents at the end of step t and membranes from step t+1 on: a
    one-step delay per layer. Summing exactly before saturating makes the result independent of
    the order spikes are processed in;
-7. plasticity (pair-based STDP with traces, dense projections): traces decay
-   ``x = (x*A_x + 2**23) >> 24``; for every presynaptic spike ``x_pre += a_pre_q`` and its row
-   ``w = clip(w + x_post, wmin_q, wmax_q)``; then for every postsynaptic spike
-   ``x_post += a_post_q`` and its column ``w = clip(w + x_pre, wmin_q, wmax_q)``. Propagation in
-   step 6 used the weights from before this step's updates (Brian2's on_pre order). The
-   multiplicative rule adds ``rdiv(x_post * (w - wmin_q), R)`` and ``rdiv(x_pre * (wmax_q - w),
-   R)`` instead, with ``R = wmax_q - wmin_q`` and ``rdiv(a, R) = floor((2a + R) / (2R))``
-   (a / R rounded half up). Learning can be switched off (step 7 skipped) or its rate scaled
+7. plasticity (pair-based STDP with traces, dense projections): traces are held with 8
+   fractional bits below a weight unit and decay ``x = (x*A_x + 2**23) >> 24``; for every
+   presynaptic spike ``x_pre += a_pre_q`` and its row ``w = clip(w + ((x_post + 2**7) >> 8),
+   wmin_q, wmax_q)``; then for every postsynaptic spike ``x_post += a_post_q`` and its column
+   ``w = clip(w + ((x_pre + 2**7) >> 8), wmin_q, wmax_q)``. Propagation in step 6 used the
+   weights from before this step's updates (Brian2's on_pre order). The multiplicative rule
+   adds ``rdiv(x_post * (w - wmin_q), R * 2**8)`` and ``rdiv(x_pre * (wmax_q - w), R * 2**8)``
+   instead, with ``R = wmax_q - wmin_q`` and ``rdiv(a, r) = floor((2a + r) / (2r))`` (a / r
+   rounded half up). Learning can be switched off (step 7 skipped) or its rate scaled
    (``a_pre_q``, ``a_post_q`` re-rounded from their base values) between chunks.
 
 ``>>`` is an arithmetic shift (floor division by a power of two): with the added ``2**23`` the
@@ -53,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 1  # pre-release: the format is not frozen yet
 
 #: fractional bits of decay and coupling constants (Q0.24 held in int32)
 DECAY_FRAC_BITS = 24
@@ -65,6 +66,10 @@ V_FRAC_BITS = 20
 W_BITS_MAX = 16
 #: a weight's contribution is w_q * 2**shift; shift is at most this (keeps products < 2**47)
 W_SHIFT_MAX = 31
+#: STDP traces carry this many fractional bits below the weight's integer unit, so that a
+#: decaying trace does not get stuck at a few weight units (rounding dead zone)
+TRACE_FRAC_BITS = 8
+TRACE_HALF = 1 << (TRACE_FRAC_BITS - 1)
 #: at most this many synapse channels (time constants) per population
 MAX_CHANNELS = 4
 INT32_MIN = -(1 << 31)
@@ -129,10 +134,10 @@ TABLE: tuple[Field, ...] = (
           "all projection weights, dense row-major [pre, post] or CSR values, concatenated"),
     Field("shift", "parameter", "int32", 5, "exponent 0..31", "none", "refused outside range",
           "[P]", "per projection: weight scale exponent"),
-    Field("a_pre", "parameter", "int32", 32, "weight units", _RQ, "saturate at load", "[L]",
-          "STDP: presynaptic trace increment"),
-    Field("a_post", "parameter", "int32", 32, "weight units", _RQ, "saturate at load", "[L]",
-          "STDP: postsynaptic trace increment (negative for depression)"),
+    Field("a_pre", "parameter", "int32", 32, "weight units * 2**8", _RQ, "saturate at load",
+          "[L]", "STDP: presynaptic trace increment"),
+    Field("a_post", "parameter", "int32", 32, "weight units * 2**8", _RQ, "saturate at load",
+          "[L]", "STDP: postsynaptic trace increment (negative for depression)"),
     Field("alpha_pre", "parameter", "int32", 25, "Q0.24", _RQ, "none", "[L]",
           "STDP: presynaptic trace decay exp(-dt/tau_pre)"),
     Field("alpha_post", "parameter", "int32", 25, "Q0.24", _RQ, "none", "[L]",
@@ -155,10 +160,10 @@ TABLE: tuple[Field, ...] = (
     Field("acc", "state", "int64", 64, "state units", "none (exact sum)",
           "none (|w*2**shift| < 2**47, fewer than 2**16 rows per step)", "[K, N]",
           "scratch: one step's summed synaptic input, folded into i_syn with saturation"),
-    Field("x_pre", "state", "int32", 32, "weight units", _RH, "saturate", "[sum n_pre]",
-          "STDP presynaptic traces"),
-    Field("x_post", "state", "int32", 32, "weight units", _RH, "saturate", "[sum n_post]",
-          "STDP postsynaptic traces"),
+    Field("x_pre", "state", "int32", 32, "weight units * 2**8", _RH, "saturate",
+          "[sum n_pre]", "STDP presynaptic traces (8 fractional bits below a weight unit)"),
+    Field("x_post", "state", "int32", 32, "weight units * 2**8", _RH, "saturate",
+          "[sum n_post]", "STDP postsynaptic traces (8 fractional bits below a weight unit)"),
     Field("w_plastic", "state", "int16", 16, "weight units", "none", "clip to [w_min, w_max]",
           "[flat]", "learned weights (a copy of `weights` that STDP updates)"),
     # ---- simulation parameters -------------------------------------------------------------

@@ -146,8 +146,9 @@ def quantize(net: Network, weight_bits: int = 16, saturation_budget: float = 0.0
             u = S / 2.0 ** shift
             plast_id = len(plast_rows)
             row = [0] * PL_NCOL
-            row[0:10] = [i, xpre_off, xpost_off, int(_q32(st.a_pre * u)),
-                         int(_q32(st.a_post * u)),
+            tu = u * 2.0 ** C.TRACE_FRAC_BITS       # trace units per unit of weight
+            row[0:10] = [i, xpre_off, xpost_off, int(_q32(st.a_pre * tu)),
+                         int(_q32(st.a_post * tu)),
                          C.decay_constant(dt, st.tau_pre), C.decay_constant(dt, st.tau_post),
                          int(np.clip(np.rint(st.w_min * u), -qmax, qmax)),
                          int(np.clip(np.rint(st.w_max * u), -qmax, qmax)),

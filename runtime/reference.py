@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .contract import DECAY_FRAC_BITS, DECAY_HALF, INT16_MAX, INT16_MIN, rdiv, sat32
+from .contract import (DECAY_FRAC_BITS, DECAY_HALF, INT16_MAX, INT16_MIN, TRACE_FRAC_BITS,
+                       TRACE_HALF, rdiv, sat32)
 from .program import (
     KIND_DENSE,
     PJ_CHANNEL,
@@ -144,14 +145,14 @@ def stdp_update(prog: Program, st: State, w: np.ndarray, spikes_by_group: list) 
 
 def stdp_change(trace: np.ndarray, w: np.ndarray, lo: int, hi: int, multiplicative: bool,
                 potentiate: bool) -> np.ndarray:
-    """The weight change a trace causes: the trace itself (additive), or the trace scaled by
-    the room left, (hi - w) / (hi - lo) on a post spike and (w - lo) / (hi - lo) on a pre
-    spike, rounded half up (multiplicative)."""
+    """The weight change a trace causes, in weight units: the trace rounded to a weight unit
+    (additive), or the trace scaled by the room left, (hi - w) / (hi - lo) on a post spike and
+    (w - lo) / (hi - lo) on a pre spike, rounded half up (multiplicative)."""
     t = trace.astype(np.int64)
     if not multiplicative:
-        return t
+        return (t + TRACE_HALF) >> TRACE_FRAC_BITS
     room = (hi - w.astype(np.int64)) if potentiate else (w.astype(np.int64) - lo)
-    return rdiv(t * room, hi - lo)
+    return rdiv(t * room, (hi - lo) << TRACE_FRAC_BITS)
 
 
 def clip16(x: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeedge.contract import DECAY_HALF, DECAY_ONE, INT16_MAX, INT16_MIN, INT32_MAX, INT32_MIN
+from spikeedge.contract import (DECAY_HALF, DECAY_ONE, INT16_MAX, INT16_MIN, INT32_MAX, INT32_MIN,
+                                TRACE_FRAC_BITS)
 from spikeedge.program import (
     KIND_DENSE,
     PJ_CHANNEL,
@@ -104,10 +105,12 @@ def plastic_code(k: int, shift: int, lrow) -> dict:
     a_pre, a_post = int(lrow[PL_A_PRE]), int(lrow[PL_A_POST])
     if int(lrow[PL_RULE]) == RULE_MULTIPLICATIVE:
         R = wmax - wmin
-        dw_pre = f"(2 * (xpost * (w - {wmin})) + {R}) // {2 * R}"
-        dw_post = f"(2 * (xpre * ({wmax} - w)) + {R}) // {2 * R}"
+        R8 = R << TRACE_FRAC_BITS
+        dw_pre = f"(2 * (xpost * (w - {wmin})) + {R8}) // {2 * R8}"
+        dw_post = f"(2 * (xpre * ({wmax} - w)) + {R8}) // {2 * R8}"
     else:
-        dw_pre, dw_post = "xpost", "xpre"
+        one, half = 1 << TRACE_FRAC_BITS, 1 << (TRACE_FRAC_BITS - 1)
+        dw_pre, dw_post = f"(xpost + {half}) // {one}", f"(xpre + {half}) // {one}"
     return {
         "model": "w : integer\nxpre : integer\nxpost : integer",
         "on_pre": "\n".join([f"acc{k}_post += w * {1 << shift}",

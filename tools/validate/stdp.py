@@ -118,18 +118,22 @@ def _probe_input(T: int, n_pre: int, pre_steps: list, post_steps) -> np.ndarray:
     return inp
 
 
-def _run_probe(net: Network, inp: np.ndarray, b2=None):
-    """(engine learned weights [n_pre], engine post spike steps, Brian2 weights or None)."""
+def _run_probe(net: Network, inp: np.ndarray, b2=None, initial=False):
+    """(engine learned weights [n_pre], engine post spike steps, Brian2 weights or None), and
+    with ``initial`` also the engine's quantized initial weights and one weight step."""
     from .float_twin import FloatTwinB2
     prog = quantize(net)
     spikes, state, _ = Engine(prog).run_chunk(inp)
     n_pre = inp.shape[1] - 1
     w_e = engine_weights(prog, state.w, 0)[:n_pre, 0]
+    w_e0 = engine_weights(prog, prog.weights, 0)[:n_pre, 0]
     w_b = None
     if b2 is not None:
         ft = FloatTwinB2(b2, net, inp, name="probe")
         ft.run(inp.shape[0])
         w_b = ft.plastic_weights()[0][:n_pre, 0]
+    if initial:
+        return w_e, np.flatnonzero(spikes[:, 0]), w_b, w_e0, weight_lsb(prog, 0)
     return w_e, np.flatnonzero(spikes[:, 0]), w_b
 
 
@@ -159,15 +163,19 @@ def window(b2, rule: STDP, dt: float = 1e-3, lags_ms=None, rel_tol: float = 0.05
     w0 = 0.5 * (rule.w_min + rule.w_max)
     net = probe_network(dt, rule, lags.size, w0)
     inp = _probe_input(T, lags.size, [[P - int(lag)] for lag in lags], [P])
-    w_e, post, w_b = _run_probe(net, inp, b2)
-    de, db = w_e - w0, (w_b - w0) if w_b is not None else None
+    w_e, post, w_b, w_e0, lsb = _run_probe(net, inp, b2, initial=True)
+    # the engine's change is measured from its own quantized start (w0 itself is off by up to
+    # half a weight step); a change the rule makes smaller than half a step rounds to 0
+    de, db = w_e - w_e0, (w_b - w0) if w_b is not None else None
     da = stdp_window_analytic(rule, lags * dt, w0)
-    sign_ok = bool(np.all(np.sign(de) == np.sign(da)))
+    below_step = np.abs(da) < 0.5 * lsb
+    sign_ok = bool(np.all((np.sign(de) == np.sign(da)) | (below_step & (de == 0))))
     near = np.abs(lags * dt) <= 2 * max(rule.tau_pre, rule.tau_post)
     ref = db if db is not None else da
     rel = np.abs(de - ref) / np.maximum(np.abs(ref), 1e-300)
     return {"lags_s": (lags * dt).tolist(), "dw_engine": de.tolist(),
             "dw_brian2": None if db is None else db.tolist(), "dw_analytic": da.tolist(),
+            "below_half_step": below_step.tolist(), "weight_step": lsb,
             "post_spike_steps": post.tolist(), "relay_ok": post.tolist() == [P],
             "sign_ok": sign_ok, "max_rel_error_near": float(rel[near].max()),
             "rel_tol": rel_tol,
