@@ -23,6 +23,7 @@ PACKAGE_DIR = {
     "spikeedge.sensors": "sensors",
     "spikeedge.tools": "tools",
     "spikeedge.tools.validate": "tools/validate",
+    "spikeedge.apps": "runtime/apps",
 }
 
 
@@ -73,7 +74,7 @@ setup(
     package_dir=PACKAGE_DIR,
     packages=list(PACKAGE_DIR),
     package_data={"spikeedge.kernels": ["*.pyx", "*.pxd", "*.h"],
-                  "spikeedge": ["data/*"]},
+                  "spikeedge": ["data/*", "models/*"]},
     ext_modules=cythonize(
         extensions,
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False,

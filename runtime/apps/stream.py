@@ -1,0 +1,424 @@
+"""The streaming readout of the shipped applications: features from the network's spikes, one
+decision per utterance, per heartbeat or per window.
+
+The model file says how (``metadata``; see docs/models/README.md)::
+
+    "readout":  {"population": "hid", "feature": "counts", "transform": "sqrt"}
+    "decision": {"policy": "window", "window_s": 0.25}
+             |  {"policy": "utterance", "segments": 4}
+             |  {"policy": "beat", "pre_s": 0.25, "post_s": 0.45, "bin_s": 0.05, "rr": true}
+
+and ``extras["readout_w"]`` float32 ``[n_classes, n_features]``, ``extras["readout_b"]``
+``[n_classes]``: ``scores = readout_w @ features + readout_b``, class = argmax.
+
+Features (``feature: "counts"``, then ``transform`` none | sqrt | log1p applied elementwise):
+
+* window: spike counts of each readout neuron over the window;
+* utterance: the utterance (from the first to the last readout spike) cut into ``segments``
+  equal parts, spike counts per neuron and part divided by the part's length in steps;
+* beat: spike counts per neuron in ``bin_s`` bins from ``pre_s`` before to ``post_s`` after
+  each R peak found by the streaming QRS detector on the raw signal (bin-major, the layout of
+  :func:`spikeedge.decision.beat_features`), then, with ``rr``, eight RR-interval features in
+  seconds (:data:`RR_FEATURES`). A beat is decided once the next R peak is found (its post-RR
+  interval is a feature) and ``post_s`` of spikes after it have run. With ``template_alpha``
+  (label-free adaptation to the patient), the binned counts are replaced by their difference
+  from a running template, an exponential average (weight ``template_alpha`` per beat) of the
+  previous beats' binned counts; as most beats are normal, that highlights abnormal shapes.
+
+Every featurizer has ``feed(samples, spikes) -> [decision dicts]`` (raw samples of the block,
+the engine's spikes for the steps the block produced) and ``flush()``; :func:`run_stream` is
+the pipeline source -> encoder -> engine -> featurizer -> readout that ``spikeedge eval`` and
+training share.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import SpikeEdgeError
+
+__all__ = ["AppModelError", "AppReadout", "RR_FEATURES", "make_featurizer", "run_stream",
+           "FloatRunner", "synaptic_events"]
+
+POLICIES = ("window", "utterance", "beat")
+TRANSFORMS = ("none", "sqrt", "log1p")
+RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr", "pre/local", "post/local",
+               "pre/long", "post/pre")
+
+
+class AppModelError(SpikeEdgeError, ValueError):
+    """A model file's readout description is missing or inconsistent."""
+
+
+@dataclass
+class AppReadout:
+    task: str
+    labels: list
+    population: str | list
+    neurons: slice
+    transform: str
+    decision: dict
+    encoder: str
+    w: np.ndarray | None = None     # [C, F]
+    b: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_program(cls, program, need_weights: bool = True) -> AppReadout:
+        meta = program.report.get("metadata", {}) or {}
+        where = "model metadata"
+        ro = meta.get("readout")
+        dec = meta.get("decision")
+        enc = meta.get("encoder")
+        if not isinstance(ro, dict) or not isinstance(dec, dict) or not isinstance(enc, dict):
+            raise AppModelError(f"{where} needs 'readout', 'decision' and 'encoder' objects "
+                                "(this is not an application model; see docs/models)")
+        pop = ro.get("population")
+        pops = pop if isinstance(pop, list) else [pop]
+        bad = [p for p in pops if p not in program.pop_names]
+        if bad or not pops:
+            raise AppModelError(f"{where}: readout.population {pop!r} is not one of "
+                                f"{program.pop_names} (or a list of consecutive ones)")
+        sls = [program.pop_slice(p) for p in pops]
+        if any(a.stop != b.start for a, b in zip(sls, sls[1:], strict=False)):
+            raise AppModelError(f"{where}: readout.population {pop!r}: populations must be "
+                                "consecutive")
+        neurons = slice(sls[0].start, sls[-1].stop)
+        if ro.get("feature", "counts") != "counts":
+            raise AppModelError(f"{where}: readout.feature {ro.get('feature')!r} unsupported")
+        tr = ro.get("transform", "none")
+        if tr not in TRANSFORMS:
+            raise AppModelError(f"{where}: readout.transform must be one of {TRANSFORMS}")
+        if dec.get("policy") not in POLICIES:
+            raise AppModelError(f"{where}: decision.policy must be one of {POLICIES}, got "
+                                f"{dec.get('policy')!r}")
+        labels = [str(x) for x in meta.get("labels") or []]
+        if not labels:
+            raise AppModelError(f"{where}: 'labels' is missing")
+        r = cls(task=str(meta.get("task", "?")), labels=labels, population=pop,
+                neurons=neurons, transform=tr, decision=dict(dec),
+                encoder=str(enc.get("preset")), meta=meta)
+        w, b = program.extras.get("readout_w"), program.extras.get("readout_b")
+        if w is None or b is None:
+            if need_weights:
+                raise AppModelError("model has no trained readout (extras readout_w, "
+                                    "readout_b)")
+            return r
+        w = np.asarray(w, np.float64)
+        b = np.asarray(b, np.float64)
+        nf = r.n_features(1.0 / program.dt)
+        if w.shape != (len(labels), nf) or b.shape != (len(labels),):
+            raise AppModelError(f"model readout_w {w.shape} / readout_b {b.shape} do not fit "
+                                f"{len(labels)} classes x {nf} features")
+        r.w, r.b = w, b
+        return r
+
+    @property
+    def n_neurons(self) -> int:
+        return self.neurons.stop - self.neurons.start
+
+    def steps(self, key: str, step_hz: float) -> int:
+        return max(1, int(round(float(self.decision[key]) * step_hz)))
+
+    def n_features(self, step_hz: float) -> int:
+        p = self.decision["policy"]
+        if p == "window":
+            return self.n_neurons
+        if p == "utterance":
+            return self.n_neurons * int(self.decision.get("segments", 1))
+        bins = (self.steps("pre_s", step_hz) + self.steps("post_s", step_hz)) \
+            // self.steps("bin_s", step_hz)
+        return bins * self.n_neurons + (len(RR_FEATURES) if self.decision.get("rr") else 0)
+
+    def finish(self, counts: np.ndarray) -> np.ndarray:
+        x = np.asarray(counts, np.float64)
+        if self.transform == "sqrt":
+            return np.sqrt(x)
+        if self.transform == "log1p":
+            return np.log1p(x)
+        return x
+
+    def classify(self, features: np.ndarray) -> tuple[int, np.ndarray]:
+        scores = self.w @ features + self.b
+        return int(np.argmax(scores)), scores
+
+
+# ---------------------------------------------------------------------------- featurizers
+class WindowFeaturizer:
+    def __init__(self, r: AppReadout, rate: float, step_hz: float):
+        self.r, self.rate, self.step_hz = r, rate, step_hz
+        self.win = r.steps("window_s", step_hz)
+        self.counts = np.zeros(r.n_neurons, np.int64)
+        self.steps = 0
+        self.start = 0
+
+    def feed(self, samples, spikes) -> list[dict]:
+        out, a, t = [], 0, spikes.shape[0]
+        while a < t:
+            n = min(self.start + self.win - self.steps, t - a)
+            self.counts += spikes[a:a + n, self.r.neurons].sum(0, dtype=np.int64)
+            a += n
+            self.steps += n
+            if self.steps == self.start + self.win:
+                out.append({"t0": self.start / self.step_hz, "t1": self.steps / self.step_hz,
+                            "features": self.r.finish(self.counts)})
+                self.counts[:] = 0
+                self.start = self.steps
+        return out
+
+    def flush(self) -> list[dict]:
+        return []
+
+
+class UtteranceFeaturizer:
+    """Collects the readout spikes of one utterance; :meth:`flush` (end of the utterance: end of
+    file in ``eval``, a voice-activity detector live) returns its one feature vector."""
+
+    def __init__(self, r: AppReadout, rate: float, step_hz: float):
+        self.r, self.rate, self.step_hz = r, rate, step_hz
+        self.k = int(r.decision.get("segments", 1))
+        self.parts: list[np.ndarray] = []
+
+    def feed(self, samples, spikes) -> list[dict]:
+        self.parts.append(spikes[:, self.r.neurons].copy())
+        return []
+
+    def flush(self) -> list[dict]:
+        s = np.concatenate(self.parts) if self.parts else np.zeros((0, self.r.n_neurons),
+                                                                   np.uint8)
+        self.parts = []
+        active = np.flatnonzero(s.any(1))
+        feats = np.zeros((self.k, self.r.n_neurons))
+        if active.size:
+            s = s[active[0]:active[-1] + 1]
+            edges = np.linspace(0, len(s), self.k + 1).round().astype(int)
+            for i in range(self.k):
+                seg = s[edges[i]:edges[i + 1]]
+                if len(seg):
+                    feats[i] = seg.sum(0) / len(seg)
+        return [{"t1": None, "features": self.r.finish(feats.ravel())}]
+
+
+class BeatFeaturizer:
+    HISTORY_S = 8.0
+    LOCAL_BEATS = 10
+    LONG_ALPHA = 0.01
+
+    def __init__(self, r: AppReadout, rate: float, step_hz: float, channel: int = 0):
+        from ..sensors.qrs import QrsDetector
+        self.r, self.rate, self.step_hz = r, float(rate), float(step_hz)
+        self.channel = channel
+        self.qrs = QrsDetector(rate)
+        self.pre, self.post = r.steps("pre_s", step_hz), r.steps("post_s", step_hz)
+        self.bin = r.steps("bin_s", step_hz)
+        if (self.pre + self.post) % self.bin:
+            raise AppModelError("decision: pre_s + post_s must be a multiple of bin_s")
+        self.rr = bool(r.decision.get("rr"))
+        self.ring_len = int(self.HISTORY_S * step_hz)
+        self.ring = np.zeros((self.ring_len, r.n_neurons), np.uint8)
+        self.steps = 0
+        self.beats: list[int] = []       # detected R peaks (samples), undecided ones last
+        self.rr_hist: list[float] = []
+        self.long_rr: float | None = None
+        self.last_decided: int | None = None
+        self.skipped = 0
+        self.alpha = float(r.decision.get("template_alpha", 0.0))
+        self.template: np.ndarray | None = None
+
+    def _step_of(self, sample: int) -> int:
+        return int(sample * self.step_hz // self.rate)
+
+    def _rr_feats(self, prev: int | None, cur: int, nxt: int | None) -> np.ndarray:
+        pre = (cur - prev) / self.rate if prev is not None else None
+        local = float(np.mean(self.rr_hist[-self.LOCAL_BEATS:])) if self.rr_hist else None
+        long = self.long_rr
+        dflt = local or long or pre or 0.8
+        pre = pre if pre is not None else dflt
+        local = local if local is not None else pre
+        long = long if long is not None else local
+        post = (nxt - cur) / self.rate if nxt is not None else local
+        return np.array([pre, post, local, long, pre / local, post / local, pre / long,
+                         post / pre])
+
+    def _decide(self, i: int, nxt: int | None) -> dict | None:
+        cur = self.beats[i]
+        prev = self.beats[i - 1] if i > 0 else None
+        st = self._step_of(cur)
+        lo = st - self.pre
+        feats = None
+        if lo >= 0 and self.steps - lo <= self.ring_len:
+            win = self.ring[np.arange(lo, st + self.post) % self.ring_len]
+            h = self.r.n_neurons
+            counts = win.reshape(-1, self.bin, h).sum(1, dtype=np.int64).ravel()
+            feats = self.r.finish(counts)
+            if self.alpha > 0:
+                if self.template is None:
+                    self.template = feats.copy()
+                diff = feats - self.template
+                self.template += self.alpha * (feats - self.template)
+                feats = diff
+        if self.rr:
+            rr = self._rr_feats(prev, cur, nxt)
+            if prev is not None:
+                self.rr_hist.append(rr[0])
+                self.long_rr = rr[0] if self.long_rr is None else \
+                    (1 - self.LONG_ALPHA) * self.long_rr + self.LONG_ALPHA * rr[0]
+            feats = None if feats is None else np.concatenate([feats, rr])
+        if feats is None:
+            self.skipped += 1
+            return None
+        return {"beat_sample": cur, "t1": self.steps / self.step_hz, "features": feats}
+
+    def _ready(self, final: bool) -> list[dict]:
+        out = []
+        start = 0 if self.last_decided is None else self.last_decided + 1
+        for i in range(start, len(self.beats)):
+            st = self._step_of(self.beats[i])
+            nxt = self.beats[i + 1] if i + 1 < len(self.beats) else None
+            if not final and (self.steps < st + self.post or (self.rr and nxt is None)):
+                break
+            d = self._decide(i, nxt)
+            self.last_decided = i
+            if d is not None:
+                out.append(d)
+        if self.last_decided is not None and self.last_decided > 2:
+            k = self.last_decided - 1
+            self.beats = self.beats[k:]
+            self.last_decided -= k
+        return out
+
+    def feed(self, samples, spikes) -> list[dict]:
+        t = spikes.shape[0]
+        if t:
+            idx = np.arange(self.steps, self.steps + t) % self.ring_len
+            self.ring[idx] = spikes[:, self.r.neurons]
+            self.steps += t
+        x = np.asarray(samples, np.float64)
+        x = x[:, self.channel] if x.ndim == 2 else x
+        self.beats.extend(int(b) for b in self.qrs.process(x))
+        return self._ready(False)
+
+    def flush(self) -> list[dict]:
+        self.beats.extend(int(b) for b in self.qrs.flush())
+        return self._ready(True)
+
+
+def make_featurizer(r: AppReadout, rate: float, step_hz: float):
+    p = r.decision["policy"]
+    if p == "window":
+        return WindowFeaturizer(r, rate, step_hz)
+    if p == "utterance":
+        return UtteranceFeaturizer(r, rate, step_hz)
+    return BeatFeaturizer(r, rate, step_hz)
+
+
+# ---------------------------------------------------------------------------- engines
+class FloatRunner:
+    """The float twin behind the engine's ``run_chunk`` interface (for float accuracy)."""
+
+    backend = "float-twin"
+
+    def __init__(self, program):
+        from ..float_twin import FloatTwin
+        if program.network is None:
+            raise AppModelError("the model carries no network description for the float twin")
+        self.twin = FloatTwin(program.network)
+
+    def initial_state(self):
+        self.twin.reset()
+        return None
+
+    def run_chunk(self, inp, state=None, out=None):
+        spikes, _ = self.twin.run(inp)
+        return spikes.view(np.uint8), state, None
+
+
+def synaptic_events(program, spikes_in: np.ndarray, spikes: np.ndarray) -> int:
+    """Synaptic events (one weight added to one target) caused by the given spike counts:
+    per projection, spikes of its source times the source's fan-out."""
+    from ..program import KIND_CSR, PJ_IDX_OFF, PJ_KIND, PJ_N_POST, PJ_N_PRE, PJ_SRC_GROUP
+    total = 0
+    for row in program.proj:
+        g = int(row[PJ_SRC_GROUP])
+        if g == 0:
+            counts = spikes_in
+        else:
+            a = int(program.pop_start[g - 1])
+            counts = spikes[a:a + int(program.pop_n[g - 1])]
+        if int(row[PJ_KIND]) == KIND_CSR:
+            off = int(row[PJ_IDX_OFF])
+            ptr = program.csr_ptr[off:off + int(row[PJ_N_PRE]) + 1]
+            fan = np.diff(ptr)
+        else:
+            fan = np.full(int(row[PJ_N_PRE]), int(row[PJ_N_POST]))
+        total += int(np.dot(counts.astype(np.int64), fan))
+    return total
+
+
+def run_stream(program, url: str, readout: AppReadout, engine=None, block_s: float = 0.1,
+               encoder=None, collect=None, max_seconds: float = 0.0) -> dict:
+    """Run one recording through source -> encoder -> engine -> featurizer (-> readout when
+    the model has weights). Returns ``{"decisions": [...], "labels": per-sample labels or None,
+    "annotations": ..., "rate", "steps", "events", "wall_s"}``; each decision has its
+    ``features`` and, with weights, ``class_index`` and ``scores``. ``max_seconds`` stops
+    after that much signal (``n_samples`` says how much was read)."""
+    from .. import Engine
+    from ..sensors import app_encoders, open_source
+    from ..sensors.presets import make_encoder
+    del app_encoders  # imported to register the application encoder presets
+    step_hz = 1.0 / program.dt
+    src = open_source(url)
+    src.open()
+    try:
+        src.block_size = max(1, int(round(block_s * src.rate)))
+        enc = encoder or make_encoder(readout.encoder, src.rate, src.channels, step_hz)
+        enc.reset()
+        if enc.n_out != program.n_in:
+            raise AppModelError(f"encoder {readout.encoder!r} gives {enc.n_out} inputs on "
+                                f"{url} ({src.channels} channel(s) at {src.rate:g} Hz) but "
+                                f"the model takes {program.n_in}")
+        eng = engine if engine is not None else Engine(program)
+        state = eng.initial_state()
+        feat = make_featurizer(readout, src.rate, step_hz)
+        decisions, labels = [], []
+        n_in_spk = np.zeros(program.n_in, np.int64)
+        n_spk = np.zeros(program.n_neurons, np.int64)
+        steps = n_samples = 0
+        limit = int(max_seconds * src.rate) if max_seconds else None
+        t0 = time.perf_counter()
+        for block in src:
+            x = block.samples
+            if limit is not None:
+                if n_samples >= limit:
+                    break
+                x = x[:limit - n_samples]
+            n_samples += len(x)
+            spk_in = enc.process(x)
+            t = spk_in.shape[0]
+            if t:
+                spikes, state, _ = eng.run_chunk(spk_in, state)
+                n_in_spk += spk_in.sum(0, dtype=np.int64)
+                n_spk += spikes.sum(0, dtype=np.int64)
+            else:
+                spikes = np.zeros((0, program.n_neurons), np.uint8)
+            steps += t
+            if "labels" in block.info:
+                labels.append(block.info["labels"][:len(x)])
+            decisions.extend(feat.feed(x, spikes))
+            if collect is not None:
+                collect(block, spk_in, spikes)
+        decisions.extend(feat.flush())
+        if readout.w is not None:
+            for d in decisions:
+                d["class_index"], d["scores"] = readout.classify(d["features"])
+        wall = time.perf_counter() - t0
+        return {"decisions": decisions, "rate": src.rate,
+                "labels": np.concatenate(labels) if labels else None,
+                "annotations": getattr(src, "annotations", None), "steps": steps,
+                "n_samples": n_samples,
+                "events": synaptic_events(program, n_in_spk, n_spk), "wall_s": wall,
+                "skipped_beats": getattr(feat, "skipped", 0)}
+    finally:
+        src.close()

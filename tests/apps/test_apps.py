@@ -1,0 +1,185 @@
+"""The shipped application models, ``spikeedge eval`` / ``models``, and the readout trainer.
+
+The quick evaluations run ``spikeedge eval`` on the subset of ``../shared/data`` named in each
+model card's ``ci-eval`` line and fail when the accuracy falls more than 2 points below the
+card's figure; they skip (with the reason) when the recordings are absent.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikeedge.apps.stream import AppReadout, run_stream
+from spikeedge.apps.tasks import list_recordings
+from spikeedge.eval import shipped_models
+from spikeedge.modelfile import load_model
+from spikeedge.train import cross_validate, fit_readout, predict, wilson_interval
+from testutil import REPO, data_dir
+
+EXE = shutil.which("spikeedge") or ""
+MODELS = ("fsdd-digits", "mitbih-beats", "myo-gestures")
+DATA = {"fsdd-digits": "fsdd", "mitbih-beats": "mitbih", "myo-gestures": "myo-wrist-gestures"}
+
+
+def run(*args, timeout=300):
+    cmd = [EXE, *args] if EXE else [sys.executable, "-m", "spikeedge.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ))
+
+
+def card_ci(name: str) -> dict:
+    text = (REPO / "docs" / "models" / f"{name}.md").read_text()
+    m = re.search(r"<!-- ci-eval: (\{.*?\}) -->", text)
+    assert m, f"docs/models/{name}.md has no ci-eval line"
+    return json.loads(m.group(1))
+
+
+# ---------------------------------------------------------------------------- shipped files
+@pytest.mark.parametrize("name", MODELS)
+def test_shipped_model_is_small_and_complete(name):
+    models = shipped_models()
+    assert name in models, f"{name} is not installed as package data ({list(models)})"
+    path = Path(models[name])
+    assert path.stat().st_size < 1_000_000
+    prog = load_model(path)
+    r = AppReadout.from_program(prog)
+    meta = prog.report["metadata"]
+    assert meta["task"] == name
+    assert r.w.shape == (len(meta["labels"]), r.n_features(1 / prog.dt))
+    assert prog.extras["readout_w"].dtype == np.float32
+    assert (REPO / "docs" / "models" / f"{name}.md").exists()
+
+
+def test_models_command_lists_the_three():
+    r = run("models", "--json")
+    assert r.returncode == 0, r.stderr
+    names = {m["name"] for m in json.loads(r.stdout)}
+    assert set(MODELS) <= names
+
+
+# ---------------------------------------------------------------------------- quick evals
+@pytest.mark.parametrize("name", MODELS)
+def test_quick_eval_matches_the_model_card(name):
+    folder = data_dir() / DATA[name]
+    if not folder.is_dir():
+        pytest.skip(f"real recordings not found at {folder} (set SPIKEEDGE_DATA)")
+    ci = card_ci(name)
+    r = run("eval", name, str(folder), "--json", *ci["args"])
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["task"] == name and doc["labels"] and doc["n"] > 0
+    assert set(doc["per_class"]) == set(doc["labels"])
+    assert np.asarray(doc["confusion"]).sum() == doc["n"]
+    assert doc["accuracy"] >= ci["accuracy"] - 0.02, \
+        f"{name}: accuracy {doc['accuracy']:.4f} on {ci['args']} fell more than 2 points " \
+        f"below the card's {ci['accuracy']:.4f}"
+    if name == "mitbih-beats":
+        assert set(doc["labels"]) == {"N", "S", "V", "F", "Q"}
+        assert doc["detection"]["se"] > 0.95
+
+
+def test_streaming_is_independent_of_block_size():
+    folder = data_dir() / "mitbih"
+    if not folder.is_dir():
+        pytest.skip(f"real recordings not found at {folder} (set SPIKEEDGE_DATA)")
+    prog = load_model(shipped_models()["mitbih-beats"])
+    r = AppReadout.from_program(prog)
+    rec = list_recordings("mitbih-beats", folder)[0]
+    a = run_stream(prog, rec.url, r, block_s=0.1, max_seconds=40)
+    b = run_stream(prog, rec.url, r, block_s=0.037, max_seconds=40)
+    assert len(a["decisions"]) > 20
+    assert [d["beat_sample"] for d in a["decisions"]] == [d["beat_sample"] for d in
+                                                          b["decisions"]]
+    for da, db in zip(a["decisions"], b["decisions"], strict=True):
+        np.testing.assert_array_equal(da["features"], db["features"])
+        assert da["class_index"] == db["class_index"]
+
+
+# ---------------------------------------------------------------------------- errors
+def _assert_clean_error(r, *words):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    for w in words:
+        assert w in r.stderr, r.stderr
+
+
+def test_eval_bad_model_path(tmp_path):
+    _assert_clean_error(run("eval", str(tmp_path / "nope.npz"), str(tmp_path)), "nope.npz",
+                        "shipped")
+
+
+def test_eval_corrupt_model_file(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    _assert_clean_error(run("eval", str(bad), str(tmp_path)), "bad.npz")
+
+
+def test_eval_empty_dir(tmp_path):
+    _assert_clean_error(run("eval", "fsdd-digits", str(tmp_path)), "no FSDD-named WAV")
+
+
+def test_eval_missing_dir(tmp_path):
+    _assert_clean_error(run("eval", "myo-gestures", str(tmp_path / "absent")), "not a folder")
+
+
+def test_eval_wrong_kind_of_data(tmp_path):
+    (tmp_path / "0_alice_0.wav").write_bytes(b"RIFF")
+    _assert_clean_error(run("eval", "mitbih-beats", str(tmp_path)), "WFDB")
+    _assert_clean_error(run("eval", "myo-gestures", str(tmp_path)), "Myo")
+
+
+def test_eval_unreadable_recording(tmp_path):
+    (tmp_path / "0_alice_0.wav").write_bytes(b"RIFF....WAVEjunk")
+    _assert_clean_error(run("eval", "fsdd-digits", str(tmp_path)))
+
+
+def test_eval_model_without_readout(tmp_path):
+    from spikeedge import INPUT, Network, Population, Projection, quantize, save_model
+    net = Network(n_inputs=2, dt=1e-3, populations=[Population("a", 3)],
+                  projections=[Projection(INPUT, "a", np.ones((2, 3)))])
+    p = tmp_path / "plain.npz"
+    save_model(p, quantize(net))
+    _assert_clean_error(run("eval", str(p), str(tmp_path)), "not an application model")
+
+
+# ---------------------------------------------------------------------------- trainer
+def _blobs(n=300, f=5, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    centres = rng.normal(0, 3, (c, f))
+    return centres[y] + rng.normal(0, 1, (n, f)), y
+
+
+@pytest.mark.parametrize("method", ["ridge", "logistic"])
+def test_readout_separates_blobs_and_folds_standardisation(method):
+    X, y = _blobs()
+    W, b = fit_readout(X * 50 + 7, y, 3, method)
+    assert W.shape == (3, 5) and b.shape == (3,) and W.dtype == np.float32
+    assert np.mean(predict(W, b, X * 50 + 7) == y) > 0.95
+
+
+def test_balanced_weights_find_a_rare_class():
+    rng = np.random.default_rng(1)
+    X = np.r_[rng.normal(0, 1, (950, 2)), rng.normal(1.5, 1, (50, 2))]
+    y = np.r_[np.zeros(950, int), np.ones(50, int)]
+    W, b = fit_readout(X, y, 2, "logistic", balanced=True)
+    assert np.mean(predict(W, b, X)[y == 1] == 1) > 0.7
+
+
+def test_cross_validation_holds_each_group_out():
+    X, y = _blobs(n=200)
+    groups = np.repeat(["a", "b", "c", "d"], 50)
+    pred = cross_validate(X, y, groups, 3, method="ridge")
+    assert pred.min() >= 0 and np.mean(pred == y) > 0.9
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(90, 100)
+    assert 0.82 < lo < 0.9 < hi < 0.95
+    assert all(np.isnan(wilson_interval(0, 0)))
