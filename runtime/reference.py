@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .contract import (DECAY_FRAC_BITS, DECAY_HALF, INT16_MAX, INT16_MIN, TRACE_FRAC_BITS,
-                       TRACE_HALF, rdiv, sat32)
+from .contract import (
+    DECAY_FRAC_BITS,
+    DECAY_HALF,
+    INT16_MAX,
+    INT16_MIN,
+    TRACE_FRAC_BITS,
+    TRACE_HALF,
+    rdiv,
+    sat32,
+)
 from .program import (
     KIND_DENSE,
     PJ_CHANNEL,

@@ -33,8 +33,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeedge.contract import (DECAY_HALF, DECAY_ONE, INT16_MAX, INT16_MIN, INT32_MAX, INT32_MIN,
-                                TRACE_FRAC_BITS)
+from spikeedge.contract import (
+    DECAY_HALF,
+    DECAY_ONE,
+    INT16_MAX,
+    INT16_MIN,
+    INT32_MAX,
+    INT32_MIN,
+    TRACE_FRAC_BITS,
+)
 from spikeedge.program import (
     KIND_DENSE,
     PJ_CHANNEL,
