@@ -74,8 +74,11 @@ class HostFirmware:
 
     def __enter__(self):
         binary = self.build()
+        # no --exit-at-end: the device stays up (idle) after the recording, as a real front
+        # end would, and the daemon stops at the demo's duration; exiting at the end raced
+        # with the daemon's last read and turned into a disconnect
         cmd = [str(binary), "--pty", "--play", str(self.raw), "--rate", str(ECG_RATE),
-               "--gain", str(FW_GAIN), "--offset", "0", "--exit-at-end"]
+               "--gain", str(FW_GAIN), "--offset", "0"]
         if not self.realtime:
             cmd.append("--fast")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
