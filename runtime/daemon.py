@@ -22,7 +22,6 @@ why) and the old one keeps running.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import os
@@ -52,14 +51,15 @@ class DaemonError(SpikeEdgeError):
 def builtin_models() -> dict[str, str]:
     """builtin:NAME -> path of a model file shipped in the package."""
     from importlib import resources
-    root = resources.files("spikeedge") / "data"
     out = {}
-    try:
-        for p in root.iterdir():
-            if p.name.endswith(".npz"):
-                out[p.name[:-4].replace("_", "-")] = str(p)
-    except (FileNotFoundError, NotADirectoryError):  # pragma: no cover - broken install
-        pass
+    for folder in ("data", "models"):      # the demo model, then the application models
+        root = resources.files("spikeedge") / folder
+        try:
+            for p in root.iterdir():
+                if p.name.endswith(".npz"):
+                    out[p.name[:-4].replace("_", "-")] = str(p)
+        except (FileNotFoundError, NotADirectoryError):  # pragma: no cover - broken install
+            pass
     return out
 
 
@@ -308,7 +308,7 @@ class Daemon:
         problem, having closed what it opened."""
         from . import Engine
         from .checkpoint import Checkpointer
-        from .decision import Readout, make_decider
+        from .decision import AppDecider, Readout, is_app_model, make_decider
         from .sensors.presets import make_encoder
         from .sinks import SinkSet
 
@@ -321,8 +321,15 @@ class Daemon:
         else:
             engine = Engine(program, backend=cfg["model"]["backend"])
         policy = None if cfg["decision"]["policy"] == "auto" else cfg["decision"]["policy"]
-        readout = Readout.from_program(program, policy,
-                                       cfg["decision"]["window_ms"] * 1e-3 or None)
+        app = is_app_model(program)
+        if app:     # a shipped application model (spikeedge.apps readout convention)
+            import spikeedge.sensors.app_encoders  # noqa: F401  (registers its presets)
+
+            from .apps.stream import AppReadout
+            readout = AppDecider(AppReadout.from_program(program), None, None)
+        else:
+            readout = Readout.from_program(program, policy,
+                                           cfg["decision"]["window_ms"] * 1e-3 or None)
         meta = program.report.get("metadata", {}) or {}
         c = Components(cfg=cfg, program=program, model_id=model_id, model_path=model_path,
                        engine=engine, readout=readout)
@@ -363,8 +370,9 @@ class Daemon:
                         f"[encoder] preset = {preset!r} gives {c.encoder.n_out} inputs for "
                         f"{c.source.channels} channel(s) at {c.source.rate:g} Hz, but the "
                         f"model takes {program.n_in}; pick the model's encoder")
-                c.decider = make_decider(readout, c.source.rate, step_hz,
-                                         cfg["decision"]["smoothing"])
+                c.decider = AppDecider(readout.app, c.source.rate, step_hz) if app else \
+                    make_decider(readout, c.source.rate, step_hz,
+                                 cfg["decision"]["smoothing"])
             # state and learning
             if old is not None and old.model_id == model_id:
                 c.state = old.state
@@ -644,10 +652,6 @@ def register(subparsers) -> None:
 
 
 def _positive(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
-    return v
+    """argparse type for a positive finite number (the CLI's own check)."""
+    from .cli import _positive_float
+    return _positive_float(s)

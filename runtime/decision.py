@@ -274,3 +274,48 @@ def make_decider(readout: Readout, rate: float, step_hz: float, smoothing: float
     if readout.policy == "beat":
         return BeatDecider(readout, rate, step_hz)
     return WindowDecider(readout, step_hz, smoothing)
+
+
+class AppDecider:
+    """Decisions for models written in the applications' readout convention
+    (``metadata.readout``, ``extras.readout_w`` [classes, features]; see docs/models): the
+    features come from ``spikeedge.apps.stream`` (the same code ``spikeedge eval`` runs), and
+    the records have the fields of BeatDecider / WindowDecider. The ``utterance`` policy only
+    decides at the end of a stream (there is no live end-of-utterance detector yet)."""
+
+    def __init__(self, app_readout, rate: float | None, step_hz: float | None,
+                 temperature: float = 1.0):
+        """``rate=None`` makes a description only (policy, labels), with no featurizer."""
+        self.app = app_readout
+        self.rate, self.step_hz, self.temperature = rate, step_hz, temperature
+        self.policy = "beat" if app_readout.decision["policy"] == "beat" else "window"
+        self.labels = list(app_readout.labels)
+        self.late_beats = 0
+        if rate is not None:
+            self.reset(0, 0)
+
+    def reset(self, sample0: int, step0: int) -> None:
+        from .apps.stream import make_featurizer
+        self.f = make_featurizer(self.app, self.rate, self.step_hz)
+        self.sample0, self.t0 = sample0, step0 / self.step_hz
+
+    def feed(self, samples: np.ndarray, spikes: np.ndarray) -> list[dict]:
+        out = []
+        for d in self.f.feed(samples, spikes):
+            k, scores = self.app.classify(d["features"])
+            rec = {"class_index": k, "scores": np.asarray(scores, np.float64),
+                   "confidence": _softmax_conf(np.asarray(scores, np.float64),
+                                               self.temperature)}
+            if "beat_sample" in d:
+                rec["beat_sample"] = self.sample0 + int(d["beat_sample"])
+                rec["beat_time"] = rec["beat_sample"] / self.rate
+            else:
+                rec["window_start"] = self.t0 + d.get("t0", 0.0)
+                rec["window_end"] = self.t0 + d["t1"]
+            out.append(rec)
+        return out
+
+
+def is_app_model(program) -> bool:
+    meta = program.report.get("metadata", {}) or {}
+    return isinstance(meta.get("readout"), dict)
