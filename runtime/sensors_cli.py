@@ -8,15 +8,18 @@ import sys
 
 def cmd_qrs(args) -> int:
     from .sensors.qrs import evaluate_records
-    res = evaluate_records(args.records_dir, tolerance_s=args.tolerance_ms / 1000.0)
+    res = evaluate_records(args.records_dir, tolerance_s=args.tolerance_ms / 1000.0,
+                           start_s=args.start_s, leads=args.leads)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
-    print(f"{'record':8} {'n':>7} {'Se %':>8} {'PPV %':>8}")
+    print(f"{'record':8} {'n':>7} {'Se %':>8} {'PPV %':>8} {'FN':>5} {'FP':>5} {'VF s':>6}")
     for rec, r in res["records"].items():
-        print(f"{rec:8} {r['n']:7d} {100 * r['se']:8.2f} {100 * r['ppv']:8.2f}")
+        print(f"{rec:8} {r['n']:7d} {100 * r['se']:8.2f} {100 * r['ppv']:8.2f} {r['fn']:5d} "
+              f"{r['fp']:5d} {r['vf_s']:6.1f}")
     a = res["aggregate"]
-    print(f"{'all':8} {a['n']:7d} {100 * a['se']:8.2f} {100 * a['ppv']:8.2f}")
+    print(f"{'all':8} {a['n']:7d} {100 * a['se']:8.2f} {100 * a['ppv']:8.2f} {a['fn']:5d} "
+          f"{a['fp']:5d}")
     return 0
 
 
@@ -44,7 +47,13 @@ def register(sub) -> None:
     from .cli import _positive_float
     p = sub.add_parser("qrs", help="score the streaming QRS detector on WFDB records (.atr)")
     p.add_argument("records_dir")
-    p.add_argument("--tolerance-ms", type=_positive_float, default=150.0)
+    p.add_argument("--tolerance-ms", type=_positive_float, default=150.0,
+                   help="match window (EC57: 150 ms)")
+    p.add_argument("--start-s", type=float, default=0.0,
+                   help="score beats from this time on (EC57 skips a 300 s learning period; "
+                        "default 0: the whole record)")
+    p.add_argument("--leads", type=int, default=2, choices=(1, 2),
+                   help="1: the MLII lead only; 2: MLII plus the other lead filling its gaps")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_qrs)
     p = sub.add_parser("encode", help="encode a source to spikes (and plot them)")

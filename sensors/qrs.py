@@ -1,25 +1,31 @@
-"""Streaming QRS detection (Pan and Tompkins 1985) and scoring against WFDB beat annotations.
+"""Streaming QRS detection (Pan and Tompkins 1985) and EC57 scoring against WFDB annotations.
 
 :class:`QrsDetector` follows J. Pan and W. J. Tompkins, "A real-time QRS detection algorithm",
 IEEE Trans Biomed Eng 32(3):230-236, 1985: band-pass 5-15 Hz, five-point derivative, squaring,
 150 ms moving-window integration, peak detection with adaptive signal/noise levels, a 200 ms
 refractory period, T-wave discrimination by slope within 360 ms, and search-back with a lower
-threshold when no beat was found within 166 % of the average RR interval.
+threshold when no beat was found within 150 % of the average RR interval (the value of
+Hamilton and Tompkins 1986). Two additions: a beat followed within a PR interval (300 ms) by a
+complex 1.5 times steeper was a P wave and is withdrawn; the R peak is the first extremum of
+the raw signal that is at least 60 % of the largest one near the strongest 5-15 Hz deflection
+(so a wide ventricular beat is marked at its first peak).
 
-It is streaming-exact: ``process()`` on any split of a signal returns the same beats as on the
-whole signal. Beats are reported as absolute sample indices of the R peak (the largest deflection
-from the local median near the strongest 5-15 Hz deflection before the integrator peak). A beat
-is held back for about 0.5 s, in case a stronger peak within the refractory period replaces it
-(a P wave or the lesser peak of a notched complex), and search-back beats come up to about
-1.7 RR intervals late; call :meth:`QrsDetector.flush` at the end of a stream.
+:class:`MultiLeadQrsDetector` runs one detector per lead and lets the other leads fill only the
+gaps of the primary lead (lead 0).
 
-:func:`score_beats` matches detections to reference beats (150 ms window) and
-:func:`evaluate_records` runs the detector over every WFDB record in a folder.
+Both are streaming-exact: ``process()`` on any split of a signal returns the same beats as on
+the whole signal. Beats are absolute sample indices of the R peak. A beat is held back for
+about 0.4-0.6 s, in case a stronger peak replaces it (a P wave, the lesser peak of a notched
+complex), and search-back beats come up to about 1.5 RR intervals late;
+:meth:`QrsDetector.settled` tells how far the output is final; call ``flush()`` at the end.
+
+:func:`score_beats` matches detections to reference beats by the ANSI/AAMI EC57 rules (150 ms
+window, VF episodes not scored, see ``docs/sensors.md``) and :func:`evaluate_records` runs the
+detector over every WFDB record in a folder.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -35,7 +41,8 @@ try:  # compiled front end (same arithmetic as the NumPy path below)
 except ImportError:  # pragma: no cover - a build without a C compiler
     _fast = None
 
-__all__ = ["QrsDetector", "detect_qrs", "score_beats", "evaluate_record", "evaluate_records"]
+__all__ = ["QrsDetector", "MultiLeadQrsDetector", "detect_qrs", "score_beats", "vf_episodes",
+           "reference_annotations", "evaluate_record", "evaluate_records", "EC57_BEAT_CODES"]
 
 
 class QrsDetector:
@@ -46,6 +53,10 @@ class QrsDetector:
     T_WAVE_S = 0.36
     MWI_S = 0.15
     SEARCH_R_S = 0.25  # R peak is searched this far back from the integrator peak
+    PR_S = 0.30  # a much steeper complex this soon after a beat shows that beat was a P wave
+    PR_SLOPE = 1.5
+    R_FRAC = 0.6
+    SEARCH_RR = 1.5  # search back when no beat came within 150 % of the RR average
 
     def __init__(self, rate: float):
         if not rate >= 100:
@@ -58,6 +69,7 @@ class QrsDetector:
         self._mwi_b = np.full(self.w, 1.0 / self.w)
         self.refractory = int(round(self.REFRACTORY_S * fs))
         self.t_wave = int(round(self.T_WAVE_S * fs))
+        self.pr = int(round(self.PR_S * fs))
         self.learn = int(round(self.LEARN_S * fs))
         self.search_r = int(round(self.SEARCH_R_S * fs))
         self.refine_back = int(round(0.08 * fs))  # the band-pass delays the QRS by ~20-40 ms
@@ -239,6 +251,17 @@ class QrsDetector:
             if last is not None and p - last < self.t_wave and slope < 0.5 * self._last_slope:
                 self.npki = 0.125 * h + 0.875 * self.npki  # a T wave
                 return
+            if (self._held is not None and last is not None and p - last < self.pr
+                    and slope >= self.PR_SLOPE * self._last_slope):
+                # The held beat was a P wave (or a noise spike): a complex this close and
+                # this much steeper is the QRS it preceded. Undo the held beat, count it as
+                # noise and take this one.
+                held_h = self._held_h
+                self._restore()
+                self.npki = 0.125 * held_h + 0.875 * self.npki
+                self.spki = 0.125 * h + 0.875 * self.spki
+                self._accept(p, slope, beats, self._locate_r(p), h)
+                return
             r = self._locate_r(p)
             if self._last_r is not None and r - self._last_r < self.refractory:
                 if self._held is not None and h > self._held_h:
@@ -260,7 +283,7 @@ class QrsDetector:
     def _search_back_until(self, now: int, beats: list[int]) -> None:
         """Search back if no beat was found within 166 % of the average RR before ``now``."""
         while self._last_qrs is not None and not self._searched:
-            limit = self._last_qrs + int(math.ceil(1.66 * self.rr_avg))
+            limit = self._last_qrs + int(math.ceil(self.SEARCH_RR * self.rr_avg))
             if now <= limit:
                 return
             best = None
@@ -291,11 +314,25 @@ class QrsDetector:
         """Emit the held beat (when ``now`` is given: only once no candidate can replace it)."""
         if self._held is None:
             return
-        if now is not None and now < self._held + self.refractory + self.search_r + \
-                self.refine_back:
+        if now is not None and (now < self._held + self.refractory + self.search_r
+                                + self.refine_back or now <= self._last_qrs + self.pr):
             return
         beats.append(self._held)
         self._held = None
+
+    def settled(self) -> int:
+        """Sample index before which every beat has been returned: no later call to
+        :meth:`process` or :meth:`flush` returns a beat with an R index below it. Depends only
+        on the samples seen, not on how they were split."""
+        if not self._learned:
+            return 0
+        back = self.search_r + self.refine_back + 1
+        out = self._n - 1 - back  # R of a candidate not yet seen
+        if self._held is not None:
+            out = min(out, self._held)
+        if self._last_qrs is not None and not self._searched:
+            out = min(out, self._last_qrs + self.refractory - back)  # a search-back beat
+        return max(out, 0)
 
     def flush(self) -> np.ndarray:
         """At the end of a stream: return the beat still held for its refractory period."""
@@ -330,92 +367,320 @@ class QrsDetector:
             return p
         k = lo + int(np.argmax(np.abs(seg)))
         a = max(k - self.refine_back, h0)
-        b = min(k + self.refine_fwd, h0 + self._raw.shape[0] - 1)
+        # Sample p + 1 is the newest one every caller is sure to have seen (the integrator
+        # peak at p is known from it on), so the window never depends on the block split.
+        b = min(k + self.refine_fwd, p + 1, h0 + self._raw.shape[0] - 1)
         raw = self._raw[a - h0 : b + 1 - h0]
         ctx = self._raw[max(a - self.w, h0) - h0 : b + 1 - h0]
-        return a + int(np.argmax(np.abs(raw - np.median(ctx))))
+        dev = np.abs(raw - np.median(ctx))
+        # The first extremum that is at least R_FRAC of the largest: for a narrow QRS that is
+        # the R (or S) peak; for a wide ventricular complex whose peak and trough are nearly
+        # equal it is the first of them, not the trough 150+ ms later.
+        ok = dev >= self.R_FRAC * dev.max()
+        ok[:-1] &= dev[:-1] >= dev[1:]
+        return a + int(np.argmax(ok))  # the first True (the maximum itself always qualifies)
 
     def _trim(self) -> None:
-        keep = self.hist_len
-        if self._hlen > 2 * keep:
-            cut = self._hlen - keep
-            self._hbuf[:, :keep] = self._hbuf[:, cut : self._hlen]
-            self._hlen = keep
+        """Drop history nobody can look at again: keep ``hist_len`` samples, and while a
+        search-back is still possible everything from just before the last beat on (the
+        search-back locates an R up to ``search_r + refine_back`` before its candidate)."""
+        keep_from = self._hist0 + self._hlen - self.hist_len
+        if self._last_qrs is not None and not self._searched:
+            keep_from = min(keep_from, self._last_qrs - self.search_r - self.refine_back
+                            - 2 * self.w)
+        cut = keep_from - self._hist0
+        if cut > self.hist_len:  # trim in chunks (amortised copies)
+            n = self._hlen - cut
+            self._hbuf[:, :n] = self._hbuf[:, cut : self._hlen]
+            self._hlen = n
             self._hist0 += cut
 
 
 def detect_qrs(x: np.ndarray, rate: float, block: int | None = None) -> np.ndarray:
-    """Run :class:`QrsDetector` over a whole signal (optionally in blocks); return R indices."""
-    det = QrsDetector(rate)
+    """Run the detector over a whole signal (optionally in blocks); return R indices.
+
+    ``x`` ``[n]`` (one lead: :class:`QrsDetector`) or ``[n, k]`` (k leads, the first is the
+    primary: :class:`MultiLeadQrsDetector`).
+    """
     x = np.asarray(x, dtype=np.float64)
+    det = MultiLeadQrsDetector(rate, x.shape[1]) if x.ndim == 2 and x.shape[1] > 1 \
+        else QrsDetector(rate)
     if block is None:
         return np.concatenate([det.process(x), det.flush()])
     parts = [det.process(x[i : i + block]) for i in range(0, len(x), block)]
     return np.concatenate(parts + [det.flush()])
 
 
-def score_beats(detected: np.ndarray, reference: np.ndarray, rate: float,
-                tolerance_s: float = 0.150) -> dict[str, Any]:
-    """Match detections to reference beats one-to-one within ``tolerance_s``.
+class MultiLeadQrsDetector:
+    """Streaming QRS detection on several leads: lead 0 is primary, the others fill its gaps.
 
-    Returns ``{"tp", "fn", "fp", "n", "se", "ppv"}`` (``n`` = reference beats).
+    One :class:`QrsDetector` runs per lead. Every beat of the primary lead is kept. A beat
+    found on another lead is added only where the primary lead found nothing: inside a gap
+    between primary beats longer than ``GAP_RR`` times the recent RR interval (the median of
+    the last 8 output intervals) and at least ``CLEAR_S`` away from any primary beat. That
+    catches beats the primary lead loses to a disconnected or saturated electrode, to noise
+    on that lead, or to a complex that is small in that lead only, without importing the
+    secondary lead's own false positives where the primary lead works.
+
+    Output is in time order and streaming-exact (any split of the samples gives the same
+    beats): a secondary beat is decided only once both detectors have :meth:`QrsDetector.settled`
+    past it (plus ``CLEAR_S``), and the gap rule is monotone in what is known. Latency is the
+    primary detector's plus ``CLEAR_S``, and up to ``GAP_RR`` RR intervals inside a gap.
+    """
+
+    GAP_RR = 1.5
+    CLEAR_S = 0.3
+    RR_BEATS = 8
+
+    def __init__(self, rate: float, leads: int = 2):
+        if leads < 1:
+            raise EncoderConfigError(f"MultiLeadQrsDetector: leads must be >= 1, got {leads}")
+        self.rate = float(rate)
+        self.leads = int(leads)
+        self.dets = [QrsDetector(rate) for _ in range(self.leads)]
+        self.clear = int(round(self.CLEAR_S * self.rate))
+        self.reset()
+
+    def reset(self) -> None:
+        for d in self.dets:
+            d.reset()
+        self._n = 0
+        self._prim: list[int] = []  # primary beats not yet output
+        self._sec: list[int] = []  # secondary beats not yet decided (sorted)
+        self._prim_last: int | None = None  # last primary beat output (for the gap rule)
+        self._out: list[int] = []  # last output beats (for the RR interval)
+
+    def _rr(self) -> float:
+        o = self._out
+        if len(o) < 3:
+            return self.rate
+        return float(np.median(np.diff(o[-(self.RR_BEATS + 1):])))
+
+    def _emit(self, r: int, beats: list[int]) -> None:
+        beats.append(r)
+        self._out.append(r)
+        del self._out[: -(self.RR_BEATS + 1)]
+
+    def _decide(self, settled_p: int, settled_s: int, beats: list[int]) -> None:
+        """Output every beat below the point where both leads are final."""
+        while True:
+            p = self._prim[0] if self._prim else None
+            s = self._sec[0] if self._sec else None
+            if s is not None and (p is None or s < p):
+                # A secondary beat: needs the primary lead final up to s + clear.
+                if s + self.clear >= settled_p or s >= settled_s:
+                    return
+                self._sec.pop(0)
+                prev = self._prim_last
+                if prev is not None and s - prev <= self.clear:
+                    continue
+                if self._out and s - self._out[-1] < self.dets[0].refractory:
+                    continue  # the same beat from another secondary lead
+                nxt = p if p is not None else settled_p  # the next primary beat is >= this
+                if p is not None and p - s <= self.clear:
+                    continue
+                if prev is None or nxt - prev > self.GAP_RR * self._rr():
+                    self._emit(s, beats)
+                elif p is None:
+                    # The gap may still grow: wait until it is known.
+                    self._sec.insert(0, s)
+                    return
+                continue
+            if p is None or p >= settled_p or p >= settled_s:
+                return  # (a secondary beat before p may still come)
+            self._prim.pop(0)
+            self._prim_last = p
+            self._emit(p, beats)
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        """Feed ``[n, leads]`` samples (mV); return R indices of beats decided now."""
+        x = np.asarray(samples, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.leads:
+            raise EncoderConfigError(f"MultiLeadQrsDetector expects [n, {self.leads}] samples, "
+                                     f"got {x.shape}")
+        if x.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        self._n += x.shape[0]
+        for k, d in enumerate(self.dets):
+            found = d.process(x[:, k]).tolist()
+            (self._prim if k == 0 else self._sec).extend(found)
+        if self.leads > 2:
+            self._sec.sort()
+        beats: list[int] = []
+        settled_s = min((d.settled() for d in self.dets[1:]), default=self._n)
+        self._decide(self.dets[0].settled(), settled_s, beats)
+        return np.asarray(beats, dtype=np.int64)
+
+    def flush(self) -> np.ndarray:
+        """At the end of a stream: decide and return every beat still pending."""
+        for k, d in enumerate(self.dets):
+            (self._prim if k == 0 else self._sec).extend(d.flush().tolist())
+        self._sec.sort()
+        beats: list[int] = []
+        end = self._n + self.clear + 1
+        self._decide(end, end, beats)
+        return np.asarray(beats, dtype=np.int64)
+
+
+#: Annotation codes that mark a beat (the WFDB ``isqrs`` set as it appears in MIT-BIH style
+#: ``.atr`` files): N L R B a J A S V r F e j n E / f Q ?. Everything else (rhythm ``+``,
+#: noise ``~``, artefact ``|``, non-conducted P ``x``, flutter wave ``!``, VF on/off ``[``
+#: ``]``, comments) is not a beat and is never scored.
+EC57_BEAT_CODES = frozenset("NLRBaJASVrFejnE/fQ?")
+
+#: Rhythm labels (``+`` annotations, aux text) that open a ventricular flutter/fibrillation
+#: episode; the episode ends at the next rhythm change.
+VF_RHYTHMS = ("(VF", "(VFL", "(VFIB")
+
+
+def vf_episodes(samples: np.ndarray, symbols: np.ndarray,
+                aux: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Ventricular flutter/fibrillation episodes ``[(start, end)]`` (inclusive, samples).
+
+    An episode runs from a ``[`` (VF onset) annotation to the next ``]`` (VF end), as in the
+    reference comparator of ANSI/AAMI EC57 (``bxb``); an onset without an end runs to the end
+    of the record. Only for annotation files without any ``[`` mark, rhythm annotations ``+``
+    whose aux text is ``(VF``, ``(VFL`` or ``(VFIB`` open an episode that ends at the next
+    rhythm change.
+    """
+    end_of_record = np.iinfo(np.int64).max
+    marks: list[tuple[int, int]] = []
+    rhythms: list[tuple[int, int]] = []
+    on = rhythm_on = None
+    for k, (t, sym) in enumerate(zip(samples.tolist(), symbols.tolist(), strict=True)):
+        if sym == "[" and on is None:
+            on = t
+        elif sym == "]" and on is not None:
+            marks.append((on, t))
+            on = None
+        elif sym == "+" and aux is not None:
+            label = str(aux[k]).strip("\x00 \t\r\n")
+            if rhythm_on is not None:
+                rhythms.append((rhythm_on, t))
+                rhythm_on = None
+            if label in VF_RHYTHMS:
+                rhythm_on = t
+    if on is not None:
+        marks.append((on, end_of_record))
+    if rhythm_on is not None:
+        rhythms.append((rhythm_on, end_of_record))
+    return marks if marks or "[" in symbols.tolist() else rhythms
+
+
+def _outside(x: np.ndarray, episodes: list[tuple[int, int]]) -> np.ndarray:
+    keep = np.ones(len(x), dtype=bool)
+    for a, b in episodes:
+        keep &= ~((x >= a) & (x <= b))
+    return x[keep]
+
+
+def score_beats(detected: np.ndarray, reference: np.ndarray, rate: float,
+                tolerance_s: float = 0.150, exclude: list[tuple[int, int]] | None = None,
+                start: int = 0) -> dict[str, Any]:
+    """Match detections to reference beats one-to-one, the ANSI/AAMI EC57 way.
+
+    Both lists are walked in time order (the ``bxb`` rule): the earlier of the current
+    detection ``t`` and reference beat ``T`` is paired with the other when they are at most
+    ``tolerance_s`` apart and no closer partner follows (strictly closer than the next
+    reference beat, resp. the next detection); otherwise it is a false positive (an unpaired
+    detection) or a false negative (an unpaired reference beat). Detections and reference
+    beats inside ``exclude`` episodes (inclusive sample ranges, e.g. :func:`vf_episodes`) are
+    dropped first. Reference beats before sample ``start`` (EC57's learning period) are not
+    scored, nor are unpaired detections before it.
+
+    Returns ``{"tp", "fn", "fp", "n", "se", "ppv"}`` (``n`` = scored reference beats).
     """
     det = np.sort(np.asarray(detected, dtype=np.int64))
     ref = np.sort(np.asarray(reference, dtype=np.int64))
+    if exclude:
+        det, ref = _outside(det, exclude), _outside(ref, exclude)
     tol = tolerance_s * rate
-    i = j = tp = 0
-    while i < len(ref) and j < len(det):
-        diff = det[j] - ref[i]
-        if abs(diff) <= tol:
-            # Prefer the closer of two detections near the same beat.
-            if j + 1 < len(det) and abs(det[j + 1] - ref[i]) < abs(diff):
+    ref = ref[ref >= start]
+    det = det[det >= start - tol]
+    big = np.iinfo(np.int64).max // 4
+    refs, dets = ref.tolist() + [big, big], det.tolist() + [big, big]
+    nr, nd = len(ref), len(det)
+    i = j = tp = fp = 0
+    while i < nr or j < nd:
+        T, t = refs[i], dets[j]
+        if t < T:
+            if T - t <= tol and T - t < abs(T - dets[j + 1]):
+                tp, i, j = tp + 1, i + 1, j + 1
+            else:
+                fp += t >= start
                 j += 1
-                continue
-            tp += 1
-            i += 1
-            j += 1
-        elif diff < 0:
-            j += 1
         else:
-            i += 1
-    fn, fp = len(ref) - tp, len(det) - tp
+            if t - T <= tol and t - T < abs(t - refs[i + 1]):
+                tp, i, j = tp + 1, i + 1, j + 1
+            else:
+                i += 1
+    fn = nr - tp
     return {
-        "tp": tp, "fn": fn, "fp": fp, "n": int(len(ref)),
+        "tp": tp, "fn": fn, "fp": fp, "n": nr,
         "se": tp / (tp + fn) if tp + fn else 1.0,
         "ppv": tp / (tp + fp) if tp + fp else 1.0,
     }
 
 
-def _lead_for(record: str) -> int:
-    """Index of the MLII lead when the header names it, else 0."""
+def reference_annotations(record: str | os.PathLike,
+                          extension: str = "atr") -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Reference beats (samples of EC57 beat codes) and VF episodes of a WFDB record."""
     import wfdb
 
-    names = wfdb.rdheader(record).sig_name or []
-    return names.index("MLII") if "MLII" in names else 0
+    record = str(record)
+    try:
+        ann = wfdb.rdann(record, extension)
+    except FileNotFoundError:
+        raise SourceFormatError(f"no .{extension} beat annotations to score against",
+                                path=record) from None
+    except Exception as exc:
+        raise SourceFormatError(f"unreadable annotations ({type(exc).__name__}: {exc})",
+                                path=f"{record}.{extension}") from None
+    samples = np.asarray(ann.sample, dtype=np.int64)
+    symbols = np.asarray(ann.symbol, dtype=object)
+    aux = np.asarray(ann.aux_note if ann.aux_note is not None else [""] * len(samples),
+                     dtype=object)
+    beats = samples[np.array([s in EC57_BEAT_CODES for s in symbols], dtype=bool)]
+    return beats, vf_episodes(samples, symbols, aux)
 
 
 def evaluate_record(record: str | os.PathLike, tolerance_s: float = 0.150,
-                    block: int = 4096) -> dict[str, Any]:
-    """Detect beats in one WFDB record (MLII lead if present) and score against ``.atr``."""
-    from .readers import BEAT_SYMBOLS, WfdbSource
+                    block: int = 4096, start_s: float = 0.0, leads: int = 2) -> dict[str, Any]:
+    """Detect beats in one WFDB record and score them against its ``.atr`` beats with
+    :func:`score_beats` (EC57 rules: VF episodes excluded, beats before ``start_s`` not scored).
 
+    The MLII lead (lead 0 when no lead is named MLII) is primary; with ``leads=2`` the next
+    lead fills its gaps (:class:`MultiLeadQrsDetector`). The result also carries ``"vf_s"``,
+    the seconds excluded as ventricular flutter/fibrillation. Bad files raise
+    :class:`~.errors.SourceFormatError`.
+    """
+    from .readers import WfdbSource
+
+    if leads < 1:
+        raise EncoderConfigError(f"evaluate_record: leads must be >= 1, got {leads}")
     record = str(record)
-    src = WfdbSource(record, channel=_lead_for(record), ann="atr", block_size=block)
-    det = QrsDetector(src.rate)
-    found = [det.process(b.samples) for b in src] + [det.flush()]
-    if src.annotations is None:
-        raise SourceFormatError("no .atr beat annotations to score against", path=record)
-    ann = src.annotations
-    mask = np.array([s in BEAT_SYMBOLS for s in ann["symbol"]], dtype=bool)
+    src = WfdbSource(record, ann="none", block_size=block)  # checks the header
+    ref, vf = reference_annotations(record)
+    names = src.sig_names
+    primary = names.index("MLII") if "MLII" in names else 0
+    order = [primary] + [k for k in range(src.channels) if k != primary][: leads - 1]
+    det = MultiLeadQrsDetector(src.rate, len(order)) if len(order) > 1 else QrsDetector(src.rate)
+    found = [det.process(b.samples[:, order] if len(order) > 1 else b.samples[:, primary])
+             for b in src] + [det.flush()]
     beats = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
-    return score_beats(beats, ann["sample"][mask], src.rate, tolerance_s)
+    out = score_beats(beats, ref, src.rate, tolerance_s, exclude=vf,
+                      start=int(round(start_s * src.rate)))
+    n_total = int(src.header.sig_len or src.status().get("samples", 0) or 0)
+    out["vf_s"] = round(sum(min(b, n_total) - a + 1 for a, b in vf) / src.rate, 3)
+    return out
 
 
-def evaluate_records(folder: str | os.PathLike, tolerance_s: float = 0.150) -> dict[str, Any]:
-    """Score every record (``*.hea`` with an ``.atr``) in ``folder``.
+def evaluate_records(folder: str | os.PathLike, tolerance_s: float = 0.150,
+                     start_s: float = 0.0, leads: int = 2) -> dict[str, Any]:
+    """Score every record (``*.hea`` with an ``.atr``) in ``folder`` (see :func:`evaluate_record`).
 
     Returns ``{"records": {REC: {"se", "ppv", "n", ...}}, "aggregate": {"se", "ppv", "n"}}``
-    (the aggregate is gross: totals over all beats).
+    (the aggregate is gross: totals over all scored beats).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -426,7 +691,7 @@ def evaluate_records(folder: str | os.PathLike, tolerance_s: float = 0.150) -> d
     out: dict[str, Any] = {"records": {}}
     tp = fn = fp = n = 0
     for rec in records:
-        r = evaluate_record(folder / rec, tolerance_s)
+        r = evaluate_record(folder / rec, tolerance_s, start_s=start_s, leads=leads)
         out["records"][rec] = r
         tp, fn, fp, n = tp + r["tp"], fn + r["fn"], fp + r["fp"], n + r["n"]
     out["aggregate"] = {
@@ -438,25 +703,12 @@ def evaluate_records(folder: str | os.PathLike, tolerance_s: float = 0.150) -> d
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - thin CLI helper
-    """``python -m spikeedge.sensors.qrs RECORDS_DIR [--json]``."""
-    import argparse
+    """``python -m spikeedge.sensors.qrs RECORDS_DIR [options]``: same as ``spikeedge qrs``."""
+    import sys
 
-    ap = argparse.ArgumentParser(description="Score the streaming QRS detector on WFDB records")
-    ap.add_argument("folder")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    res = evaluate_records(args.folder)
-    if args.json:
-        print(json.dumps(res, indent=1))
-        return 0
-    print(f"{'record':>8} {'n':>6} {'Se %':>7} {'PPV %':>7} {'FN':>5} {'FP':>5}")
-    for rec, r in res["records"].items():
-        print(f"{rec:>8} {r['n']:>6} {100 * r['se']:7.2f} {100 * r['ppv']:7.2f} "
-              f"{r['fn']:>5} {r['fp']:>5}")
-    a = res["aggregate"]
-    print(f"{'total':>8} {a['n']:>6} {100 * a['se']:7.2f} {100 * a['ppv']:7.2f} "
-          f"{a['fn']:>5} {a['fp']:>5}")
-    return 0
+    from ..cli import main as cli_main
+
+    return cli_main(["qrs", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover
