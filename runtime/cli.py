@@ -52,7 +52,8 @@ def cmd_bench(args) -> int:
         print(table(doc))
         for name, r in doc.get("encoders", {}).items():
             print(f"encoder {name}: {r['realtime_factor']:.0f}x real time "
-                  f"({r['channels']} ch at {r['in_rate']:g} Hz)")
+                  f"({r.get('cpu_realtime_factor', 0):.0f}x per CPU second; "
+                  f"{r['channels']} ch at {r['in_rate']:g} Hz)")
         if doc.get("pipelines"):
             from .pipelines import table as pipeline_table
             print(pipeline_table(doc))
@@ -103,6 +104,9 @@ _EXTENSIONS = [
     "spikeedge.tools.validate",
     "spikeedge.eval",
     "spikeedge.soak",
+    "spikeedge.nir_io",
+    "spikeedge.tools.train_sg",
+    "spikeedge.unsupervised",
 ]
 
 
