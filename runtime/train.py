@@ -8,6 +8,8 @@ the standardisation is folded back into ``W`` and ``b``, so what ships is one af
     W, b = fit_readout(X, y, n_classes, method="logistic", l2=1e-3, balanced=True)
     pred = predict(W, b, X)
     pred_cv = cross_validate(X, y, groups, n_classes, method="ridge")   # leave one group out
+    offs = tune_offsets(scores, y, classes=[1, 2])     # per-class score offsets (thresholds)
+    pred_nested, offs_per_group = nested_offsets(X, y, groups, n_classes, classes=[1, 2], ...)
 
 ``ridge`` is closed form (one-vs-rest targets +-1); ``logistic`` is multinomial logistic
 regression fitted with L-BFGS (scipy). ``balanced=True`` weights each class by
@@ -22,7 +24,8 @@ import numpy as np
 from .errors import SpikeEdgeError
 
 __all__ = ["TrainError", "fit_readout", "fit_ridge", "fit_logistic", "predict",
-           "cross_validate", "wilson_interval", "confusion"]
+           "cross_validate", "cross_val_scores", "tune_offsets", "nested_offsets",
+           "wilson_interval", "confusion"]
 
 METHODS = ("ridge", "logistic")
 
@@ -177,3 +180,75 @@ def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:
     m = np.zeros((n_classes, n_classes), np.int64)
     np.add.at(m, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
     return m
+
+
+def cross_val_scores(X, y, groups, n_classes: int, method: str = "logistic",
+                     folds: int = 0, **kw) -> np.ndarray:
+    """Held-out scores ``[n, n_classes]``: each group scored by a readout fitted on the other
+    groups (``folds=0``: leave one group out; ``folds=k``: the sorted groups dealt into k
+    folds round-robin)."""
+    X = np.asarray(X, np.float64)
+    y = np.asarray(y)
+    groups = np.asarray(groups)
+    names = list(np.unique(groups))
+    parts = [[g] for g in names] if not folds else [names[i::folds] for i in range(folds)]
+    S = np.zeros((len(y), n_classes))
+    for part in parts:
+        test = np.isin(groups, part)
+        if not test.any() or test.all():
+            continue
+        W, b = fit_readout(X[~test], y[~test], n_classes, method, **kw)
+        S[test] = X[test] @ np.asarray(W, np.float64).T + b
+    return S
+
+
+def _f1_sum(y, pred, classes) -> float:
+    total = 0.0
+    for c in classes:
+        tp = float(np.sum((pred == c) & (y == c)))
+        se = tp / max(1, int(np.sum(y == c)))
+        ppv = tp / max(1, int(np.sum(pred == c)))
+        total += 2 * se * ppv / (se + ppv) if se + ppv > 0 else 0.0
+    return total
+
+
+def tune_offsets(scores, y, classes, grid=None) -> np.ndarray:
+    """Per-class score offsets (added to ``b``; 0 for the classes not in ``classes``) that
+    maximise the sum of the F1 scores (harmonic mean of Se and +P) of ``classes`` on held-out
+    ``scores``: a per-class decision threshold. Grid search over ``grid`` per class
+    (coordinate-wise, two passes)."""
+    S = np.asarray(scores, np.float64)
+    y = np.asarray(y)
+    grid = np.linspace(-3, 3, 25) if grid is None else np.asarray(grid, np.float64)
+    off = np.zeros(S.shape[1])
+    for _ in range(2):
+        for c in classes:
+            best, arg = -1.0, 0.0
+            for v in grid:
+                off[c] = v
+                f = _f1_sum(y, np.argmax(S + off, 1), classes)
+                if f > best + 1e-12:
+                    best, arg = f, v
+            off[c] = arg
+    return off
+
+
+def nested_offsets(X, y, groups, n_classes: int, classes, method: str = "logistic",
+                   inner_folds: int = 4, grid=None, **kw):
+    """Leave-one-group-out predictions whose per-class offsets are chosen *inside* each
+    outer fold (on ``inner_folds`` grouped folds of the training groups only), so the
+    held-out group never influences its own thresholds. Returns (pred [n], {group: offsets})."""
+    X = np.asarray(X, np.float64)
+    y = np.asarray(y)
+    groups = np.asarray(groups)
+    pred = np.full(len(y), -1, np.int64)
+    chosen = {}
+    for g in np.unique(groups):
+        test = groups == g
+        Si = cross_val_scores(X[~test], y[~test], groups[~test], n_classes, method,
+                              folds=inner_folds, **kw)
+        off = tune_offsets(Si, y[~test], classes, grid)
+        W, b = fit_readout(X[~test], y[~test], n_classes, method, **kw)
+        pred[test] = np.argmax(X[test] @ np.asarray(W, np.float64).T + b + off, 1)
+        chosen[str(g)] = off.tolist()
+    return pred, chosen

@@ -4,7 +4,7 @@ decision per utterance, per heartbeat or per window.
 The model file says how (``metadata``; see docs/models/README.md)::
 
     "readout":  {"population": "hid", "feature": "counts", "transform": "sqrt"}
-    "decision": {"policy": "window", "window_s": 0.25}
+    "decision": {"policy": "window", "window_s": 0.25, "hop_s": 0.25}
              |  {"policy": "utterance", "segments": 4}
              |  {"policy": "beat", "pre_s": 0.25, "post_s": 0.45, "bin_s": 0.05, "rr": true}
 
@@ -13,7 +13,8 @@ and ``extras["readout_w"]`` float32 ``[n_classes, n_features]``, ``extras["reado
 
 Features (``feature: "counts"``, then ``transform`` none | sqrt | log1p applied elementwise):
 
-* window: spike counts of each readout neuron over the window;
+* window: spike counts of each readout neuron over the window; with ``hop_s`` (a divisor of
+  ``window_s``; default ``window_s``) windows overlap and one decision comes every ``hop_s``;
 * utterance: the utterance (from the first to the last readout spike) cut into ``segments``
   equal parts, spike counts per neuron and part divided by the part's length in steps;
 * beat: spike counts per neuron in ``bin_s`` bins from ``pre_s`` before to ``post_s`` after
@@ -24,6 +25,18 @@ Features (``feature: "counts"``, then ``transform`` none | sqrt | log1p applied 
   (label-free adaptation to the patient), the binned counts are replaced by their difference
   from a running template, an exponential average (weight ``template_alpha`` per beat) of the
   previous beats' binned counts; as most beats are normal, that highlights abnormal shapes.
+  Options of the second version (all label-free and causal):
+
+  - ``pool: "population"`` sums the counts of each readout population per bin (bins x
+    populations features instead of bins x neurons);
+  - ``rr_set: "log-ratio"`` replaces the eight RR features by :data:`RR_LOG_FEATURES`: logs
+    of RR ratios to the patient's own local (10 beats) and long (exponential) mean RR, plus
+    pre-RR and post-RR in seconds;
+  - ``norm: {"window": K, "floor": f}`` standardises every count feature against the
+    patient's own recent beats: ``(x - median) / sqrt(mad^2 + f^2)`` over the previous K
+    beats (mad: 1.4826 x the median absolute deviation). Medians follow the dominant beat
+    shape even when ectopic beats are frequent (up to half of them). The current beat is not
+    in its own reference; the first beat gives zeros.
 
 Every featurizer has ``feed(samples, spikes) -> [decision dicts]`` (raw samples of the block,
 the engine's spikes for the steps the block produced) and ``flush()``; :func:`run_stream` is
@@ -39,13 +52,17 @@ import numpy as np
 
 from ..errors import SpikeEdgeError
 
-__all__ = ["AppModelError", "AppReadout", "RR_FEATURES", "make_featurizer", "run_stream",
-           "FloatRunner", "synaptic_events"]
+__all__ = ["AppModelError", "AppReadout", "RR_FEATURES", "RR_LOG_FEATURES", "RunningNorm",
+           "make_featurizer", "run_stream", "FloatRunner", "synaptic_events"]
 
 POLICIES = ("window", "utterance", "beat")
 TRANSFORMS = ("none", "sqrt", "log1p")
 RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr", "pre/local", "post/local",
                "pre/long", "post/pre")
+RR_LOG_FEATURES = ("log pre/local", "log post/local", "log pre/long", "log post/long",
+                   "log post/pre", "log local/long", "pre_rr", "post_rr")
+RR_SETS = ("seconds", "log-ratio")
+POOLS = ("neuron", "population")
 
 
 class AppModelError(SpikeEdgeError, ValueError):
@@ -61,6 +78,7 @@ class AppReadout:
     transform: str
     decision: dict
     encoder: str
+    pop_sizes: tuple = ()
     w: np.ndarray | None = None     # [C, F]
     b: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
@@ -97,9 +115,16 @@ class AppReadout:
         labels = [str(x) for x in meta.get("labels") or []]
         if not labels:
             raise AppModelError(f"{where}: 'labels' is missing")
+        if dec.get("policy") == "beat":
+            _check_beat(dec, where)
+        if dec.get("policy") == "window" and "hop_s" in dec:
+            win, hop = float(dec.get("window_s", 0)), float(dec["hop_s"])
+            if not 0 < hop <= win or abs(win / hop - round(win / hop)) > 1e-6:
+                raise AppModelError(f"{where}: decision.hop_s must divide window_s")
         r = cls(task=str(meta.get("task", "?")), labels=labels, population=pop,
                 neurons=neurons, transform=tr, decision=dict(dec),
-                encoder=str(enc.get("preset")), meta=meta)
+                encoder=str(enc.get("preset")), meta=meta,
+                pop_sizes=tuple(x.stop - x.start for x in sls))
         w, b = program.extras.get("readout_w"), program.extras.get("readout_b")
         if w is None or b is None:
             if need_weights:
@@ -130,7 +155,9 @@ class AppReadout:
             return self.n_neurons * int(self.decision.get("segments", 1))
         bins = (self.steps("pre_s", step_hz) + self.steps("post_s", step_hz)) \
             // self.steps("bin_s", step_hz)
-        return bins * self.n_neurons + (len(RR_FEATURES) if self.decision.get("rr") else 0)
+        per_bin = len(self.pop_sizes) if self.decision.get("pool") == "population" \
+            else self.n_neurons
+        return bins * per_bin + (len(RR_FEATURES) if self.decision.get("rr") else 0)
 
     def finish(self, counts: np.ndarray) -> np.ndarray:
         x = np.asarray(counts, np.float64)
@@ -145,11 +172,55 @@ class AppReadout:
         return int(np.argmax(scores)), scores
 
 
+def _check_beat(dec: dict, where: str) -> None:
+    if dec.get("pool", "neuron") not in POOLS:
+        raise AppModelError(f"{where}: decision.pool must be one of {POOLS}")
+    if dec.get("rr_set", "seconds") not in RR_SETS:
+        raise AppModelError(f"{where}: decision.rr_set must be one of {RR_SETS}")
+    norm = dec.get("norm")
+    if norm is not None:
+        w = norm.get("window") if isinstance(norm, dict) else None
+        f = norm.get("floor", 0.5) if isinstance(norm, dict) else None
+        if not isinstance(w, int) or not 1 <= w <= 4096 or not isinstance(f, (int, float)) \
+                or not f > 0:
+            raise AppModelError(f"{where}: decision.norm needs an integer 'window' in "
+                                "1..4096 (beats) and a positive 'floor'")
+
+
+class RunningNorm:
+    """Causal, label-free, robust per-feature standardisation over the last ``window`` beats
+    (see the module notes, ``norm``): :meth:`__call__` returns ``(x - median) / spread`` of the
+    previous beats, then remembers ``x``."""
+
+    def __init__(self, window: int = 64, floor: float = 0.5):
+        self.window, self.floor = int(window), float(floor)
+        self.hist: np.ndarray | None = None
+        self.n = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if self.hist is None:
+            self.hist = np.zeros((self.window, x.size))
+        if self.n == 0:
+            z = np.zeros_like(x)
+        else:
+            h = self.hist[:min(self.n, self.window)]
+            med = np.median(h, 0)
+            mad = 1.4826 * np.median(np.abs(h - med), 0)
+            z = (x - med) / np.sqrt(mad * mad + self.floor * self.floor)
+        self.hist[self.n % self.window] = x
+        self.n += 1
+        return z
+
+
 # ---------------------------------------------------------------------------- featurizers
 class WindowFeaturizer:
     def __init__(self, r: AppReadout, rate: float, step_hz: float):
         self.r, self.rate, self.step_hz = r, rate, step_hz
         self.win = r.steps("window_s", step_hz)
+        self.hop = r.steps("hop_s", step_hz) if "hop_s" in r.decision else self.win
+        self.k = max(1, int(round(self.win / self.hop)))
+        self.hops: list[np.ndarray] = []         # counts of the last k hops
         self.counts = np.zeros(r.n_neurons, np.int64)
         self.steps = 0
         self.start = 0
@@ -157,15 +228,19 @@ class WindowFeaturizer:
     def feed(self, samples, spikes) -> list[dict]:
         out, a, t = [], 0, spikes.shape[0]
         while a < t:
-            n = min(self.start + self.win - self.steps, t - a)
+            n = min(self.start + self.hop - self.steps, t - a)
             self.counts += spikes[a:a + n, self.r.neurons].sum(0, dtype=np.int64)
             a += n
             self.steps += n
-            if self.steps == self.start + self.win:
-                out.append({"t0": self.start / self.step_hz, "t1": self.steps / self.step_hz,
-                            "features": self.r.finish(self.counts)})
+            if self.steps == self.start + self.hop:
+                self.hops.append(self.counts.copy())
+                self.hops = self.hops[-self.k:]
                 self.counts[:] = 0
                 self.start = self.steps
+                if len(self.hops) == self.k:
+                    out.append({"t0": (self.steps - self.k * self.hop) / self.step_hz,
+                                "t1": self.steps / self.step_hz,
+                                "features": self.r.finish(np.sum(self.hops, 0))})
         return out
 
     def flush(self) -> list[dict]:
@@ -226,6 +301,10 @@ class BeatFeaturizer:
         self.skipped = 0
         self.alpha = float(r.decision.get("template_alpha", 0.0))
         self.template: np.ndarray | None = None
+        self.pool = r.decision.get("pool", "neuron") == "population"
+        self.log_rr = r.decision.get("rr_set", "seconds") == "log-ratio"
+        norm = r.decision.get("norm")
+        self.norm = RunningNorm(norm["window"], norm.get("floor", 0.5)) if norm else None
 
     def _step_of(self, sample: int) -> int:
         return int(sample * self.step_hz // self.rate)
@@ -239,6 +318,12 @@ class BeatFeaturizer:
         local = local if local is not None else pre
         long = long if long is not None else local
         post = (nxt - cur) / self.rate if nxt is not None else local
+        if self.log_rr:
+            pre, post = max(pre, 1e-3), max(post, 1e-3)
+            local, long = max(local, 1e-3), max(long, 1e-3)
+            return np.array([np.log(pre / local), np.log(post / local), np.log(pre / long),
+                             np.log(post / long), np.log(post / pre), np.log(local / long),
+                             pre, post])
         return np.array([pre, post, local, long, pre / local, post / local, pre / long,
                          post / pre])
 
@@ -251,8 +336,13 @@ class BeatFeaturizer:
         if lo >= 0 and self.steps - lo <= self.ring_len:
             win = self.ring[np.arange(lo, st + self.post) % self.ring_len]
             h = self.r.n_neurons
-            counts = win.reshape(-1, self.bin, h).sum(1, dtype=np.int64).ravel()
-            feats = self.r.finish(counts)
+            counts = win.reshape(-1, self.bin, h).sum(1, dtype=np.int64)
+            if self.pool:
+                edges = np.cumsum((0,) + self.r.pop_sizes)[:-1]
+                counts = np.add.reduceat(counts, edges, axis=1)
+            feats = self.r.finish(counts.ravel())
+            if self.norm is not None:
+                feats = self.norm(feats)
             if self.alpha > 0:
                 if self.template is None:
                     self.template = feats.copy()
@@ -262,9 +352,10 @@ class BeatFeaturizer:
         if self.rr:
             rr = self._rr_feats(prev, cur, nxt)
             if prev is not None:
-                self.rr_hist.append(rr[0])
-                self.long_rr = rr[0] if self.long_rr is None else \
-                    (1 - self.LONG_ALPHA) * self.long_rr + self.LONG_ALPHA * rr[0]
+                pre = (cur - prev) / self.rate          # seconds, whatever the feature set
+                self.rr_hist.append(pre)
+                self.long_rr = pre if self.long_rr is None else \
+                    (1 - self.LONG_ALPHA) * self.long_rr + self.LONG_ALPHA * pre
             feats = None if feats is None else np.concatenate([feats, rr])
         if feats is None:
             self.skipped += 1

@@ -183,3 +183,90 @@ def test_wilson_interval():
     lo, hi = wilson_interval(90, 100)
     assert 0.82 < lo < 0.9 < hi < 0.95
     assert all(np.isnan(wilson_interval(0, 0)))
+
+
+# ---------------------------------------------------------------------------- streaming parts
+def test_running_norm_is_causal_and_tracks_the_dominant_shape():
+    from spikeedge.apps.stream import RunningNorm
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 1.0, (600, 3))
+    ectopic = rng.random(600) < 0.35                  # a third of the beats look different
+    x[ectopic] += 8.0
+    a, b = RunningNorm(64), RunningNorm(64)
+    za = np.array([a(v) for v in x])
+    zb = np.array([b(v) for v in np.r_[x[:300], x[300:] * 0 + 100]])
+    np.testing.assert_array_equal(za[:300], zb[:300])  # the future never changes the past
+    assert abs(np.median(za[200:][~ectopic[200:]])) < 0.6       # normal beats near 0
+    assert np.median(za[200:][ectopic[200:]]) > 2.5              # ectopic ones stand out
+
+
+def _window_readout(hop):
+    from spikeedge.apps.stream import AppReadout
+    dec = {"policy": "window", "window_s": 0.02}
+    if hop:
+        dec["hop_s"] = hop
+    return AppReadout(task="t", labels=["a"], population="p", neurons=slice(0, 2),
+                      transform="none", decision=dec, encoder="x")
+
+
+def test_overlapping_windows_sum_consecutive_hops():
+    from spikeedge.apps.stream import make_featurizer
+    rng = np.random.default_rng(1)
+    spikes = (rng.random((100, 2)) < 0.3).astype(np.uint8)
+    f = make_featurizer(_window_readout(0.005), 1000.0, 1000.0)
+    out = f.feed(None, spikes[:37]) + f.feed(None, spikes[37:])
+    assert len(out) == (100 - 20) // 5 + 1
+    for d in out:
+        a, b = int(round(d["t0"] * 1000)), int(round(d["t1"] * 1000))
+        assert b - a == 20
+        np.testing.assert_array_equal(d["features"], spikes[a:b].sum(0))
+    plain = make_featurizer(_window_readout(None), 1000.0, 1000.0).feed(None, spikes)
+    assert [d["t0"] for d in plain] == [0.0, 0.02, 0.04, 0.06, 0.08]
+
+
+def test_bad_decision_options_are_clear_errors():
+    from spikeedge import INPUT, Network, Population, Projection, quantize
+    from spikeedge.apps.stream import AppModelError, AppReadout
+    prog = quantize(Network(n_inputs=2, dt=1e-3, populations=[Population("a", 3)],
+                            projections=[Projection(INPUT, "a", np.ones((2, 3)))]))
+    base = {"task": "t", "labels": ["x"], "encoder": {"preset": "ecg-delta"},
+            "readout": {"population": "a"}}
+    for dec, word in [({"policy": "window", "window_s": 0.25, "hop_s": 0.1}, "hop_s"),
+                      ({"policy": "beat", "pre_s": 0.2, "post_s": 0.2, "bin_s": 0.1,
+                        "pool": "bins"}, "pool"),
+                      ({"policy": "beat", "pre_s": 0.2, "post_s": 0.2, "bin_s": 0.1,
+                        "rr_set": "x"}, "rr_set"),
+                      ({"policy": "beat", "pre_s": 0.2, "post_s": 0.2, "bin_s": 0.1,
+                        "norm": {"window": 0}}, "norm")]:
+        prog.report["metadata"] = {**base, "decision": dec}
+        with pytest.raises(AppModelError, match=word):
+            AppReadout.from_program(prog, need_weights=False)
+
+
+def test_tuned_offsets_trade_sensitivity_for_predictivity():
+    from spikeedge.train import tune_offsets
+    rng = np.random.default_rng(2)
+    y = np.r_[np.zeros(2000, int), np.ones(100, int)]
+    S = np.c_[np.zeros(len(y)), rng.normal(-1.5, 1.0, len(y)) + 2.0 * y]
+    off = tune_offsets(S, y, classes=[1])
+    assert off[0] == 0 and off[1] < 0       # too many false positives at 0: a higher bar
+    f1 = [_f1(y, np.argmax(S + o, 1)) for o in (np.zeros(2), off)]
+    assert f1[1] > f1[0] + 0.03
+
+
+def _f1(y, p):
+    tp = np.sum((p == 1) & (y == 1))
+    se, ppv = tp / max(1, np.sum(y == 1)), tp / max(1, np.sum(p == 1))
+    return 2 * se * ppv / max(se + ppv, 1e-9)
+
+
+def test_nested_offsets_never_see_the_held_out_group():
+    from spikeedge.train import nested_offsets
+    X, y = _blobs(n=400, c=3, seed=3)
+    groups = np.repeat(list("abcdefgh"), 50)
+    pred, off = nested_offsets(X, y, groups, 3, classes=[1, 2], method="ridge", inner_folds=3)
+    assert set(off) == set("abcdefgh") and np.mean(pred == y) > 0.9
+    y2 = y.copy()
+    y2[groups == "a"] = (y2[groups == "a"] + 1) % 3      # corrupt the held-out group only
+    _, off2 = nested_offsets(X, y2, groups, 3, classes=[1, 2], method="ridge", inner_folds=3)
+    assert off2["a"] == off["a"]
