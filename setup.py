@@ -86,8 +86,14 @@ setup(
         "ecg": ["wfdb>=4.1"],
         "audio": ["sounddevice>=0.4"],
         "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.4", "cython-lint>=0.16",
-                 "wfdb>=4.1", "brian2>=2.6", "numpy<2.4", "matplotlib>=3.6"],
+                 "wfdb>=4.1", "brian2>=2.6", "numpy<2.4", "matplotlib>=3.6", "nir>=1.0"],
         "validate": ["brian2>=2.6", "numpy<2.4", "matplotlib>=3.6"],
+        # surrogate-gradient training (spikeedge train-sg); install a CPU build of torch first
+        "train": ["torch>=2.1", "tqdm>=4.60"],
+        # NIR graphs (spikeedge nir import/export)
+        "nir": ["nir>=1.0"],
+        # regenerate the snnTorch NIR fixtures (tools/gen_nir_fixture.py)
+        "nir-fixtures": ["nir>=1.0", "snntorch>=1.0", "nirtorch>=2.0"],
     },
     entry_points={"console_scripts": ["spikeedge = spikeedge.cli:main"]},
     zip_safe=False,

@@ -184,3 +184,209 @@ def quantize(net: Network, weight_bits: int = 16, saturation_budget: float = 0.0
     return Program(dt=dt, n_in=net.n_inputs, pop_names=names, scales=scales,
                    v_rest=np.asarray([p.v_rest for p in pops], np.float64),
                    proj_names=proj_names, network=net, report=report, **arr)
+
+
+# ---------------------------------------------------------------------------- calibration
+#: default share of state updates (membrane and current values, per neuron and step) that may
+#: saturate at the int32 bounds during calibration before quantize_with_report refuses
+STATE_SATURATION_BUDGET = 0.01
+
+
+class QuantizationReportError(QuantizationError):
+    """``quantize_with_report`` refuses: on the calibration input a population goes silent in
+    fixed point while it spikes in float, or its state saturates beyond the budget. The full
+    report (what was measured) is in ``.report``."""
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
+
+
+def calibration_input(n_inputs: int, steps: int, rate: float = 0.05, seed: int = 0):
+    """Bernoulli input spikes (``rate`` per input and step) for a calibration run."""
+    if steps < 1 or not 0 <= rate <= 1:
+        raise QuantizationError(f"calibration needs steps >= 1 and 0 <= rate <= 1, got "
+                                f"{steps}, {rate}")
+    rng = np.random.default_rng(seed)
+    return (rng.random((int(steps), int(n_inputs))) < rate).astype(np.uint8)
+
+
+def _calib_list(calib, n_in: int) -> list:
+    items = list(calib) if isinstance(calib, (list, tuple)) else [calib]
+    out = []
+    for k, x in enumerate(items):
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != n_in or x.shape[0] < 1:
+            raise QuantizationError(f"calibration input {k}: must be spikes [steps >= 1, "
+                                    f"{n_in}], got shape {x.shape}")
+        if x.dtype != np.bool_ and np.issubdtype(x.dtype, np.integer) and x.size and \
+                (x.min() < 0 or x.max() > 1):
+            raise QuantizationError(f"calibration input {k}: spikes must be 0 or 1")
+        out.append((x != 0).astype(np.uint8))
+    if not out:
+        raise QuantizationError("no calibration input")
+    return out
+
+
+def activity_report(program: Program, calib, backend: str = "auto", chunk: int = 2000) -> dict:
+    """Run ``calib`` (spikes [T, n_in], or a list of such runs, each from the initial state)
+    through the fixed-point Engine and the float twin of ``program.network``.
+
+    Per population: spike rate (spikes per neuron per second) in float and fixed point, the
+    relative change, the share of neurons silent in fixed point that spike in float, and the
+    state saturations (membrane and current values at the int32 bounds after a step, counted
+    per neuron, channel and step) with their share of all state updates."""
+    from .engine import Engine
+    from .float_twin import FloatTwin
+    if program.network is None:
+        raise QuantizationError("the program carries no physical network (needed for the "
+                                "float twin); quantize a Network or load a model file that "
+                                "stores it")
+    runs = _calib_list(calib, program.n_in)
+    eng = Engine(program, backend=backend)
+    twin = FloatTwin(program.network)
+    N, K = program.n_neurons, program.n_channels
+    fixed_n = np.zeros(N, np.int64)
+    float_n = np.zeros(N, np.int64)
+    sat_v = np.zeros(N, np.int64)
+    sat_i = np.zeros(N, np.int64)
+    agree = 0
+    steps = 0
+    lo, hi = C.INT32_MIN, C.INT32_MAX
+    for x in runs:
+        state = eng.initial_state()
+        twin.reset()
+        for a in range(0, len(x), chunk):
+            xc = x[a:a + chunk]
+            spk, state, rec = eng.run_chunk(xc, state, record=True)
+            fs, _ = twin.run(xc)
+            fixed_n += spk.sum(0, dtype=np.int64)
+            float_n += fs.sum(0, dtype=np.int64)
+            agree += int(np.count_nonzero((spk != 0) & fs))
+            sat_v += ((rec["v"] == lo) | (rec["v"] == hi)).sum(0)
+            sat_i += ((rec["i_syn"] == lo) | (rec["i_syn"] == hi)).sum((0, 1))
+        steps += len(x)
+    seconds = steps * program.dt
+    pops = {}
+    for name in program.pop_names:
+        sl = program.pop_slice(name)
+        n = sl.stop - sl.start
+        rf = float(float_n[sl].sum()) / (n * seconds)
+        rq = float(fixed_n[sl].sum()) / (n * seconds)
+        updates = steps * n * (1 + K)
+        sats = int(sat_v[sl].sum() + sat_i[sl].sum())
+        pops[name] = {
+            "n": n, "rate_float_hz": rf, "rate_fixed_hz": rq,
+            "rate_rel_change": (rq - rf) / rf if rf > 0 else (0.0 if rq == 0 else math.inf),
+            "spikes_float": int(float_n[sl].sum()), "spikes_fixed": int(fixed_n[sl].sum()),
+            "neurons_silenced": int(np.count_nonzero((fixed_n[sl] == 0) & (float_n[sl] > 0))),
+            "state_saturations": sats, "membrane_saturations": int(sat_v[sl].sum()),
+            "current_saturations": int(sat_i[sl].sum()), "state_updates": updates,
+            "saturation_share": sats / updates,
+        }
+    tot_f = int(float_n.sum())
+    return {"steps": steps, "runs": len(runs), "seconds": seconds, "populations": pops,
+            "spike_agreement": agree / tot_f if tot_f else None,
+            "backend": eng.backend}
+
+
+def check_activity(report: dict, state_saturation_budget: float = STATE_SATURATION_BUDGET,
+                   max_rate_change: float | None = None) -> None:
+    """Raise :class:`QuantizationReportError` when the calibration in ``report`` (from
+    :func:`quantize_with_report`) shows a silent or saturating population."""
+    for name, p in report["activity"]["populations"].items():
+        if p["rate_float_hz"] > 0 and p["spikes_fixed"] == 0:
+            raise QuantizationReportError(
+                f"population {name!r} goes silent in fixed point on the calibration input "
+                f"(float twin: {p['rate_float_hz']:.3g} Hz, fixed point: 0 spikes); check the "
+                f"projections into it (weights rounded to zero?) or use more weight bits",
+                report)
+        if p["saturation_share"] > state_saturation_budget:
+            raise QuantizationReportError(
+                f"population {name!r}: {p['state_saturations']} of {p['state_updates']} state "
+                f"updates ({p['saturation_share']:.2%}) saturate at the int32 bounds on the "
+                f"calibration input (budget {state_saturation_budget:.2%}); scale the weights "
+                f"down or raise the threshold", report)
+        if max_rate_change is not None and p["rate_float_hz"] > 0 and \
+                abs(p["rate_rel_change"]) > max_rate_change:
+            raise QuantizationReportError(
+                f"population {name!r}: spike rate changes by {p['rate_rel_change']:+.1%} in "
+                f"fixed point ({p['rate_float_hz']:.3g} -> {p['rate_fixed_hz']:.3g} Hz), more "
+                f"than the allowed {max_rate_change:.1%}", report)
+
+
+def quantize_with_report(net: Network, calib, weight_bits: int = 16,
+                         saturation_budget: float = 0.0,
+                         state_saturation_budget: float = STATE_SATURATION_BUDGET,
+                         max_rate_change: float | None = None, shifts: dict | None = None,
+                         backend: str = "auto", check: bool = True) -> tuple[Program, dict]:
+    """:func:`quantize` plus a calibration run: returns ``(program, report)``.
+
+    ``report["projections"]``: per projection the float weight range (``w_min``, ``w_max``),
+    the integer range, ``bits_used``, ``shift``, weights ``saturated`` (clipped) and ``zeroed``.
+    ``report["activity"]``: :func:`activity_report` on ``calib`` (spike rate per population,
+    float vs fixed, relative change, state saturations). With ``check`` (default) it raises
+    :class:`QuantizationReportError` when a population spikes in float but not at all in
+    fixed point, when more than ``state_saturation_budget`` (default 1 %) of its state updates
+    saturate, or (if given) when its rate changes by more than ``max_rate_change`` (relative).
+    :func:`quantize` itself already refuses weights that all round to zero or saturate beyond
+    ``saturation_budget``."""
+    if not 0 <= state_saturation_budget <= 1:
+        raise QuantizationError(f"state_saturation_budget must be in [0, 1], got "
+                                f"{state_saturation_budget!r}")
+    prog = quantize(net, weight_bits=weight_bits, saturation_budget=saturation_budget,
+                    shifts=shifts)
+    report = build_report(prog)
+    report["activity"] = activity_report(prog, calib, backend=backend)
+    report["state_saturation_budget"] = state_saturation_budget
+    prog.report["activity"] = report["activity"]
+    if check:
+        check_activity(report, state_saturation_budget, max_rate_change)
+    return prog, report
+
+
+def build_report(prog: Program) -> dict:
+    """The static part of the report (per projection) of a quantized program, with the float
+    weight range used of each projection added."""
+    net = prog.network
+    rep = {"dt": prog.dt, "weight_bits": prog.report.get("weight_bits"),
+           "populations": {}, "projections": {}}
+    for name, p in prog.report.get("populations", {}).items():
+        rep["populations"][name] = {k: p[k] for k in ("n", "scale", "theta_q", "v_reset_q")
+                                    if k in p}
+    for i, (name, p) in enumerate(prog.report.get("projections", {}).items()):
+        r = {k: v for k, v in p.items()}
+        if net is not None and i < len(net.projections):
+            w = np.asarray(net.projections[i].weights, np.float64)
+            r["w_min"] = float(w.min()) if w.size else 0.0
+            r["w_max"] = float(w.max()) if w.size else 0.0
+        rep["projections"][name] = r
+    return rep
+
+
+def format_report(report: dict) -> str:
+    """A plain-text table of a :func:`quantize_with_report` report."""
+    lines = [f"dt {report['dt']:g} s, weight bits {report['weight_bits']}",
+             "projection              w range (float)            q range         bits shift "
+             " saturated zeroed"]
+    for name, p in report["projections"].items():
+        lines.append(f"{name:22.22s}  [{p.get('w_min', 0):+.3e}, {p.get('w_max', 0):+.3e}]  "
+                     f"[{p['w_q_min']:6d}, {p['w_q_max']:6d}]  {p['bits_used']:4d} "
+                     f"{p['shift']:5d} {p['saturated']:10d} {p['zeroed']:6d}")
+    act = report.get("activity")
+    if act:
+        lines.append(f"calibration: {act['runs']} run(s), {act['steps']} steps "
+                     f"({act['seconds']:g} s), backend {act['backend']}")
+        lines.append("population        rate float Hz  rate fixed Hz  change   silenced  "
+                     "state saturations (share)")
+        for name, p in act["populations"].items():
+            ch = p["rate_rel_change"]
+            chs = "   -  " if p["rate_float_hz"] == 0 and p["rate_fixed_hz"] == 0 else \
+                f"{ch:+7.2%}"
+            lines.append(f"{name:16.16s}  {p['rate_float_hz']:13.3f}  {p['rate_fixed_hz']:13.3f}"
+                         f"  {chs}  {p['neurons_silenced']:8d}  {p['state_saturations']} "
+                         f"({p['saturation_share']:.3%})")
+        if act.get("spike_agreement") is not None:
+            lines.append(f"spikes of the float twin also in fixed point (same neuron, same "
+                         f"step): {act['spike_agreement']:.2%}")
+    return "\n".join(lines)

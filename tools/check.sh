@@ -2,7 +2,8 @@
 # Set up a virtual environment in .venv (if missing), install spikeedge with its test extra,
 # then run the linters and the test suite. This is the README's test command; .ci/run calls it.
 #   bash tools/check.sh           lint + default tests (quick; slow suites deselected)
-#   bash tools/check.sh --all     lint + every suite, slow ones included (what CI runs)
+#   bash tools/check.sh --all     lint + every suite, slow ones included, with the training and
+#                                 NIR extras (CPU PyTorch); what CI runs
 # Extra arguments after --all or alone are passed to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[test]"
+if [ "$ALL" = 1 ]; then
+  # The training and NIR-export suites need PyTorch: the CPU build, pinned, installed first so
+  # that the unpinned torch requirements of the extras and of snnTorch/nirtorch add nothing.
+  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+  "$VENV/bin/python" -m pip install -q -e ".[test,train,nir-fixtures]"
+fi
 export PATH="$PWD/$VENV/bin:$PATH"
 
 echo "== lint"
