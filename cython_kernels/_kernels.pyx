@@ -39,6 +39,7 @@ cdef extern from "lif_kernel.h" nogil:
         const uint8_t* reset_sub
         int n_in, N, K, G, P, L
         int decay_exact, theta_exact
+        int prepared, fast
         int64_t* acc
         int32_t* rowsum
         int32_t* spk
@@ -52,6 +53,7 @@ cdef extern from "lif_kernel.h" nogil:
                   int32_t* theta_a, uint8_t* spikes, int32_t* rec_v, int32_t* rec_i,
                   int record, int adaptive, int learn)
     int se_q24_in_range(const int32_t* c, int64_t n)
+    void se_prepare(se_kernel* k)
 
 
 cdef inline bint _ok(object a, int typenum, int ndim, cnp.npy_intp d0, cnp.npy_intp d1,
@@ -73,6 +75,9 @@ cdef inline bint _ok(object a, int typenum, int ndim, cnp.npy_intp d0, cnp.npy_i
     if ndim == 2 and cnp.PyArray_DIM(arr, 1) != d1:
         return False
     return True
+
+
+cdef class BoundState
 
 
 cdef class LifKernel:
@@ -177,6 +182,37 @@ cdef class LifKernel:
         self.n_pre, self.n_post = prog.trace_sizes()
         self.w_shape0 = prog.weights.shape[0]
         self._keep = (prog, keep)
+        se_prepare(&self.k)     # the specialised path's facts (lif_kernel.h)
+
+    @property
+    def specialised(self):
+        """True when the step loop can take the specialised path (lif_kernel.h: se_prepare)."""
+        return bool(self.k.fast)
+
+    def bind(self, v, i_syn, ref, x_pre, x_post, w, theta_a):
+        """A BoundState over these state arrays, checked here once (None when a check fails:
+        the caller then says what is wrong)."""
+        cdef BoundState b
+        cdef int N = self.k.N
+        if not (_ok(v, cnp.NPY_INT32, 1, N, 0, True)
+                and _ok(i_syn, cnp.NPY_INT32, 2, self.k.K, N, True)
+                and _ok(ref, cnp.NPY_INT32, 1, N, 0, True)
+                and _ok(x_pre, cnp.NPY_INT32, 1, self.n_pre, 0, True)
+                and _ok(x_post, cnp.NPY_INT32, 1, self.n_post, 0, True)
+                and _ok(w, cnp.NPY_INT16, 1, self.w_shape0, 0, True)
+                and _ok(theta_a, cnp.NPY_INT32, 1, N, 0, True)):
+            return None
+        b = BoundState.__new__(BoundState)
+        b.kern = self
+        b.arrays = (v, i_syn, ref, x_pre, x_post, w, theta_a)
+        b.v = <int32_t*>cnp.PyArray_DATA(v)
+        b.i_syn = <int32_t*>cnp.PyArray_DATA(i_syn)
+        b.ref = <int32_t*>cnp.PyArray_DATA(ref)
+        b.x_pre = <int32_t*>cnp.PyArray_DATA(x_pre) if self.n_pre else self.dummy32
+        b.x_post = <int32_t*>cnp.PyArray_DATA(x_post) if self.n_post else self.dummy32
+        b.w = <int16_t*>cnp.PyArray_DATA(w) if self.w_shape0 else self.dummy16
+        b.theta_a = <int32_t*>cnp.PyArray_DATA(theta_a)
+        return b
 
     def run_state(self, inp, v, i_syn, ref, x_pre, x_post, w, theta_a, spikes,
                   bint learn):
@@ -246,6 +282,49 @@ cdef class LifKernel:
             se_steps(&self.k, inp_p, T, &v[0], &i_syn[0, 0], &ref[0], &x_pre[0], &x_post[0],
                      &w[0], &theta_a[0], &spikes[0, 0], &rec_v[0, 0], &rec_i[0, 0, 0],
                      record, adaptive, learn)
+
+
+cdef class BoundState:
+    """The state arrays of one stream, checked once by ``LifKernel.bind``; ``run`` then checks
+    only the input and the output buffer (a few C-API calls) before the nogil step loop. It
+    keeps references to the arrays, so they stay valid while it exists."""
+
+    cdef LifKernel kern
+    cdef object arrays
+    cdef int32_t* v
+    cdef int32_t* i_syn
+    cdef int32_t* ref
+    cdef int32_t* x_pre
+    cdef int32_t* x_post
+    cdef int16_t* w
+    cdef int32_t* theta_a
+
+    def run(self, inp, spikes, bint learn):
+        """Run len(inp) steps; inp uint8 or bool [T, n_in] and spikes uint8 [T, N], both
+        C-contiguous. Returns False, having done nothing, when either does not fit."""
+        cdef se_kernel* k = &self.kern.k
+        cdef int T, j, N = k.N
+        cdef bint adaptive = False
+        cdef const uint8_t* inp_p
+        cdef uint8_t* sp
+        if not (_ok(inp, cnp.NPY_UINT8, 2, -1, k.n_in, False)
+                or _ok(inp, cnp.NPY_BOOL, 2, -1, k.n_in, False)):
+            return False
+        T = <int>cnp.PyArray_DIM(inp, 0)
+        if not _ok(spikes, cnp.NPY_UINT8, 2, T, N, True):
+            return False
+        if T == 0:
+            return True
+        for j in range(N):
+            if k.theta_plus[j] != 0 or self.theta_a[j] != 0:
+                adaptive = True
+                break
+        inp_p = <const uint8_t*>cnp.PyArray_DATA(inp) if k.n_in > 0 else NULL
+        sp = <uint8_t*>cnp.PyArray_DATA(spikes)
+        with nogil:
+            se_steps(k, inp_p, T, self.v, self.i_syn, self.ref, self.x_pre, self.x_post,
+                     self.w, self.theta_a, sp, NULL, NULL, 0, adaptive, learn)
+        return True
 
 
 def build_info():

@@ -136,6 +136,12 @@ class Engine:
         state.step += T
         return spikes, state, rec
 
+    def stream(self, state: State | None = None, max_steps: int = 1000) -> Stream:
+        """A fast path for many small chunks on one state (for example 10 ms blocks): the
+        state's arrays are checked once here, each ``Stream.run`` then checks only its input.
+        See ``Stream``."""
+        return Stream(self, self.initial_state() if state is None else state, max_steps)
+
     def run(self, inp, state: State | None = None, chunk: int = 1000, record: bool = False):
         """Convenience: run a whole input in chunks; returns (spikes, state, record)."""
         inp = self._check_input(inp)
@@ -150,3 +156,58 @@ class Engine:
         if record and recs:
             rec = {k: np.concatenate([r[k] for r in recs]) for k in ("v", "i_syn")}
         return spikes, state, rec
+
+
+class Stream:
+    """``Engine.run_chunk`` for a stream of chunks on one state, with the per-call checks moved
+    to construction: the state's arrays (dtype, shape, C order, writeable) are checked once and
+    bound; ``run(inp)`` checks only that ``inp`` is a C-contiguous uint8 or bool [T, n_in]
+    array with T <= max_steps, runs, and returns the spikes as a view of a buffer it owns
+    (valid until the next ``run``; copy it to keep it). Same results as ``run_chunk``, bit for
+    bit. The bound arrays are the state's at construction: make a new Stream after replacing
+    one of them (assigning ``state.v = ...``); changing their contents in place is fine. On
+    the reference backend, or for inputs that need converting, it calls ``run_chunk``.
+
+        st = engine.stream(state, max_steps=10)
+        for block in blocks:            # uint8 [10, n_in]
+            spikes = st.run(block)      # uint8 [10, N], a view
+    """
+
+    def __init__(self, engine: Engine, state: State, max_steps: int = 1000):
+        if not isinstance(state, State):
+            raise InputError(f"state must be a spikeedge State, got {type(state).__name__}")
+        max_steps = int(max_steps)
+        if max_steps < 1:
+            raise InputError(f"max_steps must be >= 1, got {max_steps}")
+        self.engine, self.state, self.max_steps = engine, state, max_steps
+        N = engine.program.n_neurons
+        if state.theta_a is None:
+            state.theta_a = np.zeros(N, np.int32)
+        self._out = np.zeros((max_steps, N), np.uint8)
+        self._bound = None
+        if engine.backend == "compiled":
+            prog = engine.program
+            self._bound = engine._kernel.bind(
+                state.v, state.i_syn, state.ref, state.x_pre, state.x_post,
+                state.w if prog.plastic else prog.weights, state.theta_a)
+            if self._bound is None:     # the checked path names the offending array
+                from . import kernels
+                kernels.run_chunk(engine._kernel, prog, np.zeros((0, prog.n_in), np.uint8),
+                                  state, self._out[:0])
+                raise InputError("state arrays do not fit the program")   # pragma: no cover
+
+    def run(self, inp) -> np.ndarray:
+        """Run len(inp) steps (at most max_steps); returns uint8 spikes [T, N] (a view)."""
+        b = self._bound
+        if b is not None and type(inp) is np.ndarray and inp.ndim == 2 \
+                and inp.shape[0] <= self.max_steps:
+            out = self._out[:inp.shape[0]]
+            if b.run(inp, out, self.engine.learning):
+                self.state.step += inp.shape[0]
+                return out
+        inp = self.engine._check_input(inp)
+        if inp.shape[0] > self.max_steps:
+            raise InputError(f"this stream runs at most {self.max_steps} steps per call, got "
+                             f"{inp.shape[0]}")
+        spikes, _, _ = self.engine.run_chunk(inp, self.state, out=self._out[:inp.shape[0]])
+        return spikes
