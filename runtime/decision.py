@@ -205,9 +205,13 @@ class BeatDecider:
                 idx = (np.arange(self.steps, self.steps + t) % self.ring_len)
                 self.ring[idx] = spikes[:, self._cols]
             self.steps += t
-        for r in self.qrs.process(samples):
-            a = self.sample0 + int(r)
-            self.pending.append((a, self.step0 + beat_step(int(r), self.rate, self.step_hz)))
+        beats = self.qrs.process(samples)
+        if beats.size:
+            for r in beats.tolist():
+                a = self.sample0 + r
+                self.pending.append((a, self.step0 + beat_step(r, self.rate, self.step_hz)))
+        if not self.pending:
+            return []       # no beat waiting for its window (most blocks)
         out = []
         keep = []
         for a, st in self.pending:

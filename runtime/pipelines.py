@@ -6,8 +6,12 @@ sink) as fast as it can on a synthetic signal, in 10 ms blocks:
 
 * ``ecg``: ``fake:ecg`` at 360 Hz, ``ecg-delta``, the built-in ``ecg-demo`` model, one
   decision per beat;
-* ``audio``: ``fake:tone`` at 16 kHz with noise, ``audio-lif`` (32-band FFT filterbank, LIF
-  spikes), a random 32 -> 128 -> 10 LIF network, one decision per 500 ms window.
+* ``audio``: ``fake:tone`` at 16 kHz with noise through the shipped spoken-digit model
+  ``builtin:fsdd-digits`` (its encoder ``audio-delta``: 32-band FFT filterbank, ON/OFF delta
+  spikes, 64 inputs, 256 hidden neurons). Its ``utterance`` policy decides only at the end of
+  an utterance, which the daemon does not detect live yet, so this pipeline reports no
+  decisions; ``audio_model="random"`` (``--audio-model random``) uses instead ``audio-lif``
+  and a random 32 -> 128 -> 10 LIF network with one decision per 500 ms window.
 
 With ``source="file"`` (the default) the synthetic signal is first written to a file (a WFDB
 record for ECG, 16 bits, 1 uV steps; a 16-bit WAV for audio) that the daemon then reads through
@@ -88,8 +92,13 @@ def write_signal_file(name: str, seconds: float, folder: str) -> str | None:
     return "wav:" + path
 
 
+#: the model of the audio pipeline (``random``: :func:`audio_program`)
+AUDIO_MODEL = "builtin:fsdd-digits"
+
+
 def bench_one(name: str, seconds: float, block_ms: float = 10.0,
-              url: str | None = None, duration: float = 0.0) -> dict:
+              url: str | None = None, duration: float = 0.0,
+              audio_model: str = AUDIO_MODEL) -> dict:
     """Run one pipeline in this process on ``url`` (default: the fake source)."""
     from .daemon import Daemon, percentiles
     cfg = default_config()
@@ -101,6 +110,8 @@ def bench_one(name: str, seconds: float, block_ms: float = 10.0,
     cfg["source"]["url"] = url or fake_url(name, seconds)
     if name == "ecg":
         cfg["model"]["path"] = "builtin:ecg-demo"
+    elif audio_model != "random":
+        cfg["model"]["path"] = audio_model
     else:
         program, model_id = audio_program(), "audio-bench"
     lat: list[float] = []
@@ -129,7 +140,9 @@ def bench_one(name: str, seconds: float, block_ms: float = 10.0,
             "block_latency_ms": percentiles([x * 1e3 for x in lat]),
             "block_cpu_ms": percentiles([x * 1e3 for x in cpu_lat]),
             "decision_latency_ms": percentiles([x * 1e3 for x in d.all_decision_latency]),
-            "backend": d.c.engine.backend, "block_ms": block_ms,
+            "backend": d.c.engine.backend, "block_ms": block_ms, "model": d.c.model_id,
+            "encoder": cfg["encoder"]["preset"] if cfg["encoder"]["preset"] != "auto" else
+            (d.c.program.report.get("metadata", {}) or {}).get("encoder", {}).get("preset"),
             "source": cfg["source"]["url"].split("?")[0].split(":")[0],
             "peak_rss_mb": peak_rss_mb()}
 
@@ -153,10 +166,10 @@ THROUGHPUT_BLOCK_MS = 1000.0
 
 
 def _worker(env, name: str, seconds: float, block_ms: float, url: str | None,
-            duration: float = 0.0) -> dict:
+            duration: float = 0.0, audio_model: str = AUDIO_MODEL) -> dict:
     cmd = [sys.executable, "-m", "spikeedge.pipelines", "--one", name, "--seconds",
-           repr(seconds), "--block-ms", repr(block_ms), "--duration", repr(duration)] + \
-        (["--url", url] if url else [])
+           repr(seconds), "--block-ms", repr(block_ms), "--duration", repr(duration),
+           "--audio-model", audio_model] + (["--url", url] if url else [])
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"pipeline {name} failed:\n{res.stderr}")
@@ -164,7 +177,7 @@ def _worker(env, name: str, seconds: float, block_ms: float, url: str | None,
 
 
 def run_pipeline_bench(names=PIPELINES, seconds: float = 60.0, source: str = "file",
-                       block_ms: float = 10.0) -> dict:
+                       block_ms: float = 10.0, audio_model: str = AUDIO_MODEL) -> dict:
     """Each pipeline in a fresh process (its own peak RSS), on a file or the fake source:
     once in ``block_ms`` blocks (latency, real-time factor), once in 1 s blocks (throughput),
     and for ECG once through ``serial:`` for the application's resident memory."""
@@ -173,8 +186,8 @@ def run_pipeline_bench(names=PIPELINES, seconds: float = 60.0, source: str = "fi
     with tempfile.TemporaryDirectory() as tmp:
         for n in names:
             url = write_signal_file(n, seconds, tmp) if source == "file" else None
-            r = out[n] = _worker(env, n, seconds, block_ms, url)
-            big = _worker(env, n, seconds, THROUGHPUT_BLOCK_MS, url)
+            r = out[n] = _worker(env, n, seconds, block_ms, url, audio_model=audio_model)
+            big = _worker(env, n, seconds, THROUGHPUT_BLOCK_MS, url, audio_model=audio_model)
             r["realtime_factor_1s_blocks"] = big["realtime_factor"]
             r["cpu_realtime_factor_1s_blocks"] = big["cpu_realtime_factor"]
             if n == "ecg":
@@ -194,7 +207,8 @@ APP_URL = "serial:fake?signal=ecg&rate=360&fast=1"
 def cmd_bench_pipelines(args) -> int:
     names = PIPELINES if args.pipeline == "all" else (args.pipeline,)
     doc = run_pipeline_bench(names, args.seconds, getattr(args, "source", "file"),
-                             getattr(args, "block_ms", 10.0))
+                             getattr(args, "block_ms", 10.0),
+                             getattr(args, "audio_model", AUDIO_MODEL))
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
@@ -228,6 +242,9 @@ def register(subparsers) -> None:
                    help="file: the signal written to a WFDB/WAV file first and read as fast "
                         "as possible (default); fake: generated inside the loop")
     p.add_argument("--block-ms", type=_positive, default=10.0, help="block length")
+    p.add_argument("--audio-model", default=AUDIO_MODEL,
+                   help="model of the audio pipeline: a model path or builtin:NAME, or "
+                        "'random' (a random 32-128-10 network with window decisions)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_pipelines)
 
@@ -241,10 +258,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--block-ms", type=float, default=10.0)
     ap.add_argument("--url", default=None)
+    ap.add_argument("--audio-model", default=AUDIO_MODEL)
     ap.add_argument("--duration", type=float, default=0.0,
                     help="stop after this much signal (for endless sources)")
     a = ap.parse_args(argv)
-    print(json.dumps(bench_one(a.one, a.seconds, a.block_ms, a.url, a.duration)))
+    print(json.dumps(bench_one(a.one, a.seconds, a.block_ms, a.url, a.duration,
+                               a.audio_model)))
     return 0
 
 

@@ -10,13 +10,21 @@ that no compiler fuses a multiply and an add. The Python code stays the fallback
 module is not built. The QRS front end (band-pass, derivative, squaring, moving-window
 integration) defines its own summation order (see ``QrsFront``).
 """
-from libc.math cimport ceil, floor, isfinite, rint
+from libc.math cimport ceil, fabs, floor, isfinite
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 import numpy as np
 
+
+cdef extern from "fastsig_loops.h" nogil:
+    int se_filterbank_f64(const double* x, Py_ssize_t n, const double* coef, double* zi,
+                          int S, int B, double* out)
+    void se_bin_add_f64(const double* x, Py_ssize_t rows, int C, int64_t* acc,
+                        double qscale, double qlimit)
+
 cdef double QSCALE = 1048576.0          # 2**20, sensors.encoders._QSCALE
 cdef double QLIMIT = 1125899906842624.0  # 2**50, sensors.encoders._QLIMIT
+cdef int64_t KEXACT = 4503599627370496    # 2**52: integers up to here and +-1 are exact doubles
 
 
 cdef inline void _sos_sample(double* xc, const double* sos, double* zi, int S, int C,
@@ -53,6 +61,25 @@ def sosfilt_inplace(double[:, ::1] x, const double[:, ::1] sos, double[:, :, ::1
     return ok
 
 
+def filterbank(const double[::1] x, const double[:, :, ::1] coef, double[:, :, ::1] zi,
+               double[:, ::1] out):
+    """A bank of B filters, each its own second-order sections, on one input: ``out[:, b]``
+    is ``scipy.signal.sosfilt(sos_b, x, zi=zi[:, :, b])`` (``CochleaFilterbank``), bit for
+    bit, with the coefficients band-minor, ``coef`` [S, 6, B], and the states ``zi``
+    [S, 2, B] (updated); SIMD across bands (``fastsig_loops.h``). Returns False when an
+    output is not finite."""
+    cdef Py_ssize_t n = x.shape[0]
+    cdef int S = <int>coef.shape[0], B = <int>coef.shape[2], ok
+    if coef.shape[1] != 6 or zi.shape[0] != S or zi.shape[1] != 2 or zi.shape[2] != B \
+            or out.shape[0] != n or out.shape[1] != B:
+        raise ValueError("filterbank: shapes do not match")
+    if n == 0:
+        return True
+    with nogil:
+        ok = se_filterbank_f64(&x[0], n, &coef[0, 0, 0], &zi[0, 0, 0], S, B, &out[0, 0])
+    return ok != 0
+
+
 def all_finite(const double[:, ::1] x):
     cdef Py_ssize_t i, j
     for i in range(x.shape[0]):
@@ -60,6 +87,26 @@ def all_finite(const double[:, ::1] x):
             if not isfinite(x[i, j]):
                 return False
     return True
+
+
+cdef inline int64_t _delta_level(double u, int64_t k) noexcept nogil:
+    """``clip(k, floor(u), ceil(u))``, the send-on-delta level after ``u``. For an integer k,
+    floor(u) <= k exactly when u < k + 1 and ceil(u) >= k exactly when u > k - 1, so the usual
+    case (no level crossed) needs two comparisons and no floor / ceil (library calls without
+    SSE4.1); k +- 1 is exact in a double for |k| < 2**52."""
+    cdef double kd
+    cdef int64_t f, c
+    if -KEXACT < k < KEXACT:
+        kd = <double>k
+        if u < kd + 1.0 and u > kd - 1.0:
+            return k
+    f = <int64_t>floor(u)
+    c = <int64_t>ceil(u)
+    if k < f:
+        k = f
+    if k > c:
+        k = c
+    return k
 
 
 def delta_events(const double[:, ::1] x, const double[::1] x0, double threshold,
@@ -71,20 +118,14 @@ def delta_events(const double[:, ::1] x, const double[::1] x0, double threshold,
     (``SpikeEncoder._advance``). ``k`` [C] is updated."""
     cdef Py_ssize_t n = x.shape[0], i
     cdef int C = <int>x.shape[1], c
-    cdef int64_t kk, f, cc, row
+    cdef int64_t kk, row
     cdef double u
     with nogil:
         for i in range(n):
             row = ((samples + i) * num) // den - steps
             for c in range(C):
                 u = (x[i, c] - x0[c]) / threshold
-                f = <int64_t>floor(u)
-                cc = <int64_t>ceil(u)
-                kk = k[c]
-                if kk < f:
-                    kk = f
-                if kk > cc:
-                    kk = cc
+                kk = _delta_level(u, k[c])
                 if kk > k[c]:
                     out[row, c] = 1
                 elif kk < k[c]:
@@ -99,24 +140,22 @@ def lif_encode(const double[:, ::1] x, int64_t[::1] acc, int64_t cnt, double[::1
     """``LIFEncoder.process`` after its check: the exact step binner (``_StepBinner``) then
     the per-step LIF loop, writing ``out`` [new, C]. Updates acc, last, v, refr; returns the
     new sample count of the open step (``cnt``)."""
-    cdef Py_ssize_t n = x.shape[0], i
+    cdef Py_ssize_t n = x.shape[0], i, i_end
     cdef int C = <int>x.shape[1], c
     cdef int64_t new = ((samples + n) * num) // den - steps, j
-    cdef double q, val
+    cdef double val
     with nogil:
         i = 0
         for j in range(new + 1):
-            # samples of step j: all i with (samples + i) * num // den - steps == j
-            while i < n and ((samples + i) * num) // den - steps == j:
-                for c in range(C):
-                    q = x[i, c] * QSCALE
-                    if q < -QLIMIT:
-                        q = -QLIMIT
-                    if q > QLIMIT:
-                        q = QLIMIT
-                    acc[c] += <int64_t>rint(q)
-                cnt += 1
-                i += 1
+            # samples of step j: all i with (samples + i) * num // den - steps == j, that is
+            # i < ceil((steps + j + 1) * den / num) - samples (one division per step)
+            i_end = ((steps + j + 1) * den + num - 1) // num - samples
+            if i_end > n:
+                i_end = n
+            if i_end > i:
+                se_bin_add_f64(&x[i, 0], i_end - i, C, &acc[0], QSCALE, QLIMIT)
+                cnt += i_end - i
+                i = i_end
             if j == new:
                 break
             for c in range(C):
@@ -264,3 +303,201 @@ cdef class QrsFront:
                 self.m2 = self.m1
                 self.m1 = m
         return np_
+
+
+# ---------------------------------------------------------------------------- fused chains
+cdef enum:
+    MAX_OPS = 8
+    OP_SOS = 0
+    OP_ABS = 1
+    OP_RELU = 2
+
+
+cdef class FilterDeltaPlan:
+    """A whole ``Chain`` of filters / rectifiers ending in a ``DeltaEncoder``, in one call per
+    block: each sample goes through every stage before the next sample (the same operations
+    as the stage-by-stage path, so the same spikes), with no intermediate arrays. Made for
+    small blocks (an ECG block of 10 ms is 4 samples), where per-stage Python overhead would
+    cost more than the arithmetic.
+
+    The state stays in the stage objects (``Filter._zi``, ``DeltaEncoder._x0``, ``_k``,
+    ``_pending``, ``_samples``, ``_steps``), so both paths can take turns; the plan keeps
+    pointers to those arrays and takes them again whenever a stage has replaced one.
+    ``ops`` is a list of ``("sos", filter_stage)``, ``("abs", None)``, ``("relu", None)``."""
+
+    cdef int nops, C
+    cdef int kind[MAX_OPS]
+    cdef int nsec[MAX_OPS]
+    cdef const double* sos[MAX_OPS]
+    cdef double* zi[MAX_OPS]
+    cdef list stage, zi_obj, sos_arr
+    cdef object enc, x0_obj, k_obj, pend_obj
+    cdef const double* x0
+    cdef int64_t* k
+    cdef uint8_t* pend
+    cdef double threshold
+    cdef int64_t num, den
+
+    def __init__(self, ops, enc):
+        cdef double[:, ::1] s
+        if len(ops) > MAX_OPS:
+            raise ValueError("FilterDeltaPlan: too many stages")
+        self.nops = len(ops)
+        self.C = enc.channels
+        self.stage = [st for _, st in ops]
+        self.zi_obj = [None] * self.nops
+        self.sos_arr = [None] * self.nops
+        for j, (kind, st) in enumerate(ops):
+            if kind == "sos":
+                self.kind[j] = OP_SOS
+                self.sos_arr[j] = np.ascontiguousarray(st._sos_c, dtype=np.float64)
+                s = self.sos_arr[j]
+                self.sos[j] = &s[0, 0]
+                self.nsec[j] = <int>s.shape[0]
+            elif kind == "abs":
+                self.kind[j] = OP_ABS
+            elif kind == "relu":
+                self.kind[j] = OP_RELU
+            else:
+                raise ValueError(f"FilterDeltaPlan: unknown stage kind {kind!r}")
+        self.enc = enc
+        self.x0_obj = self.k_obj = self.pend_obj = None
+        self.threshold = enc.threshold
+        self.num, self.den = enc._num, enc._den
+
+    cdef bint _bind(self) except -1:
+        """Point at the stages' current state arrays; False when a state is not set up yet
+        (the first block after a reset: the stage-by-stage path initialises it)."""
+        cdef int j
+        cdef double[:, :, ::1] z
+        cdef const double[::1] x0
+        cdef int64_t[::1] k
+        cdef uint8_t[::1] p
+        for j in range(self.nops):
+            if self.kind[j] != OP_SOS:
+                continue
+            o = self.stage[j]._zi
+            if o is None:
+                return False
+            if o is not self.zi_obj[j]:
+                if not o.flags.c_contiguous:     # SciPy may hand back a strided state
+                    o = self.stage[j]._zi = np.ascontiguousarray(o)
+                z = o        # raises on a wrong dtype
+                if z.shape[0] != self.nsec[j] or z.shape[1] != 2 or z.shape[2] != self.C:
+                    raise ValueError("FilterDeltaPlan: filter state has the wrong shape")
+                self.zi[j] = &z[0, 0, 0]
+                self.zi_obj[j] = o
+        e = self.enc
+        o = e._x0
+        if o is None:
+            return False
+        if o is not self.x0_obj:
+            x0 = o
+            if x0.shape[0] != self.C:
+                raise ValueError("FilterDeltaPlan: delta reference has the wrong shape")
+            self.x0 = &x0[0]
+            self.x0_obj = o
+        o = e._k
+        if o is not self.k_obj:
+            if not o.flags.c_contiguous:
+                o = e._k = np.ascontiguousarray(o)
+            k = o
+            if k.shape[0] != self.C:
+                raise ValueError("FilterDeltaPlan: delta levels have the wrong shape")
+            self.k = &k[0]
+            self.k_obj = o
+        o = e._pending
+        if o is not self.pend_obj:
+            p = o
+            if p.shape[0] != 2 * self.C:
+                raise ValueError("FilterDeltaPlan: pending spikes have the wrong shape")
+            self.pend = &p[0]
+            self.pend_obj = o
+        return True
+
+    def run64(self, const double[:, ::1] x):
+        """Spikes for block ``x`` (float64 [n, C], finite), None when the plan cannot run
+        this block (state not set up yet), or False when a stage's output overflowed to inf
+        (the caller reports it as the stage-by-stage path does)."""
+        if not self._bind():
+            return None
+        return self._run(&x[0, 0] if x.shape[0] else NULL, NULL, x.shape[0])
+
+    def run32(self, const float[:, ::1] x):
+        """As :meth:`run64` for float32 samples (converted exactly, one at a time); also
+        returns False when the block holds NaN or inf (nothing is changed then)."""
+        cdef Py_ssize_t i, n = x.shape[0] * x.shape[1]
+        cdef const float* p = &x[0, 0] if x.shape[0] else NULL
+        cdef bint ok = True
+        with nogil:
+            for i in range(n):
+                ok = ok & isfinite(p[i])
+        if not ok:
+            return False
+        if not self._bind():
+            return None
+        return self._run(NULL, p, x.shape[0])
+
+    cdef object _run(self, const double* x64, const float* x32, Py_ssize_t n):
+        cdef int C = self.C, c, j, s, S
+        cdef Py_ssize_t i
+        cdef object e = self.enc
+        cdef int64_t samples = e._samples, steps = e._steps
+        cdef int64_t total = samples + n
+        cdef int64_t done = (total * self.num) // self.den
+        cdef int64_t new = done - steps, row
+        cdef int64_t kk
+        cdef double v, u, xn
+        cdef bint ok = True
+        cdef const double* sp
+        cdef double* z
+        out = np.zeros((new, 2 * C), dtype=np.uint8)
+        cdef uint8_t[:, ::1] o = out
+        cdef uint8_t* pend = self.pend
+        cdef double thr = self.threshold
+        with nogil:
+            if new > 0:
+                for c in range(2 * C):
+                    o[0, c] = pend[c]
+                    pend[c] = 0
+            for i in range(n):
+                row = ((samples + i) * self.num) // self.den - steps
+                for c in range(C):
+                    v = x64[i * C + c] if x64 != NULL else <double>x32[i * C + c]
+                    for j in range(self.nops):
+                        if self.kind[j] == OP_SOS:
+                            # _sos_sample: scipy.signal._sosfilt's operations and order
+                            sp = self.sos[j]
+                            z = self.zi[j]
+                            S = self.nsec[j]
+                            for s in range(S):
+                                xn = sp[6 * s] * v + z[(2 * s) * C + c]
+                                z[(2 * s) * C + c] = sp[6 * s + 1] * v - sp[6 * s + 4] * xn \
+                                    + z[(2 * s + 1) * C + c]
+                                z[(2 * s + 1) * C + c] = sp[6 * s + 2] * v - sp[6 * s + 5] * xn
+                                v = xn
+                        elif self.kind[j] == OP_ABS:
+                            v = fabs(v)                      # np.abs
+                        else:
+                            v = v if v >= 0.0 else 0.0       # np.maximum(v, 0.0)
+                    if not isfinite(v):
+                        ok = False
+                        continue
+                    # delta_events
+                    u = (v - self.x0[c]) / thr
+                    kk = _delta_level(u, self.k[c])
+                    if kk != self.k[c]:
+                        if row < new:
+                            if kk > self.k[c]:
+                                o[row, c] = 1
+                            else:
+                                o[row, C + c] = 1
+                        else:
+                            if kk > self.k[c]:
+                                pend[c] = 1
+                            else:
+                                pend[C + c] = 1
+                    self.k[c] = kk
+        e._samples = total
+        e._steps = done
+        return out if ok else False

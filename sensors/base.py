@@ -47,7 +47,7 @@ __all__ = ["Block", "Source", "parse_bool"]
 log = logging.getLogger("spikeedge.sensors")
 
 
-@dataclass
+@dataclass(slots=True)
 class Block:
     """A block of samples from a source.
 

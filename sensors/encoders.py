@@ -109,8 +109,21 @@ class Stage:
 
     #: stages with a compiled path set this: ``_fast_apply(x)`` takes an input that already
     #: passed ``_check`` (float64, C-contiguous, finite) and returns ``(output, finite)``,
-    #: the same output as ``process``; :class:`Chain` uses it to skip repeated checks
+    #: the same output as ``process``; :class:`Chain` uses it to skip repeated checks. A
+    #: transform's output may be its own scratch buffer (:meth:`_scratch`), valid until its
+    #: next call: the next stage reads it and keeps no reference; stages never write to
+    #: their input.
     _fast_apply = None
+
+    _scratch_buf: np.ndarray | None = None
+
+    def _scratch(self, n: int, cols: int) -> np.ndarray:
+        """A reusable float64 ``[n, cols]`` output buffer (no allocation, so no page faults,
+        per block)."""
+        b = self._scratch_buf
+        if b is None or b.shape[0] < n or b.shape[1] != cols:
+            b = self._scratch_buf = np.empty((max(n, 64), cols))
+        return b[:n]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(in_rate={self.in_rate:g}, channels={self.channels})"
@@ -601,7 +614,8 @@ class Filter(Transform):
             self._zi = np.ascontiguousarray(self._zi_unit[:, :, None] * x[0][None, None, :])
         elif not self._zi.flags.c_contiguous:
             self._zi = np.ascontiguousarray(self._zi)
-        y = np.array(x, dtype=np.float64, order="C")
+        y = self._scratch(x.shape[0], x.shape[1])
+        y[...] = x
         ok = _fast.sosfilt_inplace(y, self._sos_c, self._zi)
         return y, ok
 
@@ -673,6 +687,14 @@ class Rectify(Transform):
         x = self._check(samples)
         return np.abs(x) if self.mode == "full" else np.maximum(x, 0.0)
 
+    def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
+        y = self._scratch(x.shape[0], x.shape[1])
+        if self.mode == "full":
+            np.abs(x, out=y)
+        else:
+            np.maximum(x, 0.0, out=y)
+        return y, True
+
 
 class Envelope(Transform):
     """Amplitude envelope: full-wave rectification then a Butterworth low-pass at ``cutoff``."""
@@ -708,10 +730,13 @@ class Compress(Transform):
         return np.log1p(x) if self.mode == "log" else np.sqrt(x)
 
     def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
-        y = np.maximum(x, 0.0)
+        y = self._scratch(x.shape[0], x.shape[1])
+        np.maximum(x, 0.0, out=y)
         np.divide(y, self.ref, out=y)
         (np.log1p if self.mode == "log" else np.sqrt)(y, out=y)
-        return y, _fast is None or _fast.all_finite(y)
+        # The input is finite, so y >= 0 and never NaN; only an overflow of x / ref gives
+        # inf, and then the largest value is inf (log1p and sqrt are increasing).
+        return y, not y.size or bool(y.max() < np.inf)
 
 
 class Gain(Transform):
@@ -766,6 +791,9 @@ class CochleaFilterbank(Transform):
         self.edges = np.stack([lo, hi], axis=1)
         self.sos = [_designs.butter_sos(order, [a, b], "bandpass", self.in_rate)
                     for a, b in self.edges]
+        # Coefficients band-minor ([sections, 6, bands]) for the compiled path, which runs
+        # all bands of one sample side by side (SIMD across bands).
+        self._coef = np.ascontiguousarray(np.stack(self.sos, axis=2))
         self.reset()
 
     @property
@@ -773,7 +801,7 @@ class CochleaFilterbank(Transform):
         return self.bands
 
     def reset(self) -> None:
-        self._zi = [np.zeros((s.shape[0], 2)) for s in self.sos]
+        self._zi = np.zeros((self.sos[0].shape[0], 2, self.bands))  # [sections, 2, bands]
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         x = self._check(samples)[:, 0]
@@ -781,8 +809,16 @@ class CochleaFilterbank(Transform):
         if x.shape[0] == 0:
             return out
         for b, sos in enumerate(self.sos):
-            out[:, b], self._zi[b] = _designs.signal().sosfilt(sos, x, zi=self._zi[b])
+            out[:, b], self._zi[:, :, b] = _designs.signal().sosfilt(sos, x,
+                                                                     zi=self._zi[:, :, b])
         return out
+
+    def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
+        if _fast is None:
+            return self.process(x), True
+        out = self._scratch(x.shape[0], self.bands)
+        ok = _fast.filterbank(x[:, 0], self._coef, self._zi, out)
+        return out, ok
 
 
 class FftFilterbank(Transform):
@@ -855,7 +891,25 @@ class FftFilterbank(Transform):
         return self.hop_hz_exact
 
     def reset(self) -> None:
-        self._keep = np.zeros(self.window - self.hop)
+        # The carried samples (the last window - hop and the partial hop) sit at the start of
+        # a buffer that the compiled path appends the next block to, so no block is copied
+        # twice; ``_keep`` is a view of them.
+        self._buf = np.zeros(max(4 * self.window, 2 * self.window + 8192))
+        self._klen = self.window - self.hop
+        self._frames = np.empty((0, self.window))
+        self._spec = np.empty((0, self.window // 2 + 1), dtype=np.complex128)
+
+    @property
+    def _keep(self) -> np.ndarray:
+        return self._buf[: self._klen]
+
+    @_keep.setter
+    def _keep(self, value: np.ndarray) -> None:
+        k = value.shape[0]
+        if k > self._buf.shape[0]:
+            self._buf = np.zeros(2 * k)
+        self._buf[:k] = value
+        self._klen = k
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         x = self._check(samples)[:, 0]
@@ -875,21 +929,56 @@ class FftFilterbank(Transform):
         e = up[:, : self.bands] + (whole - up)[:, 1:]
         return e * self._norm
 
+    #: frames transformed per FFT call: the frames and spectra of one batch (about 0.5 MB)
+    #: stay in the cache between framing, FFT and pooling
+    FFT_BATCH = 64
+
     def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
         if _fast is None:
             return self.process(x), True
-        full = np.concatenate([self._keep, x[:, 0]])
-        m = (full.shape[0] - (self.window - self.hop)) // self.hop
-        self._keep = full[m * self.hop :].copy()
-        if m == 0:
-            return np.zeros((0, self.bands)), True
-        frames = np.empty((m, self.window))
-        _fast.frames_windowed(full, self._win, self.hop, frames)
-        spec = np.fft.rfft(frames, axis=1)
-        out = np.empty((m, self.bands))
-        _fast.fft_band_pool(spec, self._lo, self._hi - self._lo, self._starts64, self._w_up,
-                            self.bands, self._norm, out)
+        n, k, hop = x.shape[0], self._klen, self.hop
+        total = k + n
+        if total > self._buf.shape[0]:
+            grown = np.zeros(2 * total)
+            grown[:k] = self._buf[:k]
+            self._buf = grown
+        buf = self._buf
+        buf[k:total] = x[:, 0]
+        m = (total - (self.window - hop)) // hop
+        out = self._scratch(m, self.bands)
+        if m:
+            batch = min(m, self.FFT_BATCH)
+            if self._frames.shape[0] < batch:
+                self._frames = np.empty((batch, self.window))
+                self._spec = np.empty((batch, self.window // 2 + 1), dtype=np.complex128)
+            for a in range(0, m, batch):
+                b = min(m - a, batch)
+                frames, spec = self._frames[:b], self._spec[:b]
+                _fast.frames_windowed(buf[a * hop:], self._win, hop, frames)
+                _rfft_into(frames, spec)
+                _fast.fft_band_pool(spec, self._lo, self._hi - self._lo, self._starts64,
+                                    self._w_up, self.bands, self._norm, out[a:a + b])
+            rest = total - m * hop
+            buf[:rest] = buf[m * hop:total].copy()
+            self._klen = rest
+        else:
+            self._klen = total
         return out, True
+
+
+def _rfft_into(frames: np.ndarray, spec: np.ndarray) -> None:
+    """``spec[...] = np.fft.rfft(frames, axis=1)``, into the buffer when NumPy can (>= 2.0)."""
+    global _RFFT_OUT
+    if _RFFT_OUT:
+        try:
+            np.fft.rfft(frames, axis=1, out=spec)
+            return
+        except TypeError:  # NumPy < 2.0: no out argument
+            _RFFT_OUT = False
+    spec[...] = np.fft.rfft(frames, axis=1)
+
+
+_RFFT_OUT = True
 
 
 class Chain(SpikeEncoder):
@@ -921,6 +1010,21 @@ class Chain(SpikeEncoder):
         self.encoder: SpikeEncoder = last  # type: ignore[assignment]
         self.step_hz, self.step_hz_exact = last.step_hz, last.step_hz_exact
         self.n_out = last.n_out
+        widest = max([s.channels for s in stages] +
+                     [s.channels_out for s in stages[:-1]])  # type: ignore[attr-defined]
+        self._chunk = max(64, self.CHUNK_VALUES // widest)
+        # The compiled path skips a half-wave Rectify right before a Compress, which takes
+        # max(x, 0) itself (the same values; -0.0 and 0.0 compress alike).
+        self._fast_stages = [s for i, s in enumerate(stages[:-1])
+                             if not (isinstance(s, Rectify) and s.mode == "half"
+                                     and isinstance(stages[i + 1], Compress))]
+        self._fast_stages.append(last)
+        self._plan = self._make_plan()
+
+    #: the compiled path cuts long inputs into pieces of about this many values (rows times
+    #: the widest stage's channels), so every stage's scratch buffer stays small and in the
+    #: cache; by streaming exactness the spikes are the same as for the whole input
+    CHUNK_VALUES = 32768
 
     def reset(self) -> None:
         for s in self.stages:
@@ -929,16 +1033,72 @@ class Chain(SpikeEncoder):
     def steps_for(self, n_samples: int) -> int:
         return self.encoder.steps_for(n_samples)
 
+    def _make_plan(self):
+        """The fused compiled path (``_fastsig.FilterDeltaPlan``) for chains of filters,
+        envelopes and rectifiers ending in a :class:`DeltaEncoder` (the ECG and EMG delta
+        presets); None for other chains."""
+        if _fast is None or type(self.encoder) is not DeltaEncoder:
+            return None
+        ops: list[tuple[str, Any]] = []
+        for s in self.stages[:-1]:
+            if isinstance(s, Filter):
+                ops.append(("sos", s))
+            elif type(s) is Envelope:
+                ops += [("abs", None), ("sos", s._lp)]
+            elif type(s) is Rectify:
+                ops.append(("abs" if s.mode == "full" else "relu", None))
+            else:
+                return None
+        if any(s.channels != self.channels for s in self.stages) or len(ops) > 8:
+            return None
+        return _fast.FilterDeltaPlan(ops, self.encoder)
+
+    def _run_plan(self, samples: Any) -> np.ndarray | None:
+        """Spikes from the fused path, or None when it does not take this block (other
+        dtypes or shapes, or the first block after a reset, which sets up the state)."""
+        x = samples
+        if type(x) is not np.ndarray or x.ndim != 2 or x.shape[1] != self.channels or \
+                not x.flags.c_contiguous:
+            if type(x) is np.ndarray and x.ndim == 1 and self.channels == 1 and \
+                    x.flags.c_contiguous:
+                x = x[:, None]
+            else:
+                return None
+        if x.dtype == np.float32:
+            out = self._plan.run32(x)
+        elif x.dtype == np.float64:
+            if not _fast.all_finite(x):
+                raise EncoderConfigError(f"{type(self).__name__}: input holds NaN or inf")
+            out = self._plan.run64(x)
+        else:
+            return None
+        if out is False:
+            if x.dtype == np.float32 and not np.all(np.isfinite(x)):
+                raise EncoderConfigError(f"{type(self).__name__}: input holds NaN or inf")
+            raise EncoderConfigError(f"{type(self).__name__}: a stage's output holds NaN or "
+                                     "inf (the input is too large)")
+        return out
+
     def process(self, samples: np.ndarray) -> np.ndarray:
+        if self._plan is not None and _fast is not None:
+            out = self._run_plan(samples)
+            if out is not None:
+                return out
         x = self._check(samples)
         if _fast is None:
             for s in self.stages[:-1]:
                 x = s.process(x) if x.shape[0] else np.zeros((0, s.channels_out))
             return self.encoder.process(x)
+        n, c = x.shape[0], self._chunk
+        if n > c:
+            return np.concatenate([self._run_fast(x[a:a + c]) for a in range(0, n, c)])
+        return self._run_fast(x)
+
+    def _run_fast(self, x: np.ndarray) -> np.ndarray:
         # Compiled stages take the checked array as it is; a stage's non-finite output is
         # reported by the next stage's own check, as in the plain path.
         checked = True
-        stages = self.stages
+        stages = self._fast_stages
         for i in range(len(stages) - 1):
             s = stages[i]
             if not x.shape[0]:

@@ -1,7 +1,10 @@
 """Fake sensors that ship in the library: ``fake:ecg``, ``fake:tone`` and ``fake:emg``.
 
 All fakes are deterministic for a given ``seed`` and give the same samples whatever the block
-size (every random stream is drawn sample by sample in order, filters carry their state).
+size (every random stream is drawn sample by sample in order, filters carry their state). They
+generate ahead in chunks of :attr:`_FakeBase.CHUNK` samples and serve blocks from that buffer,
+so small blocks (a 10 ms ECG block is 4 samples) cost a slice, not a generator call; the
+ground truth of each block is computed for exactly its samples.
 
 ``fake:ecg`` follows the dynamical model of McSharry, Clifford, Tarassenko and Smith,
 "A dynamical model for generating synthetic electrocardiogram signals", IEEE Trans Biomed Eng
@@ -23,6 +26,7 @@ every R peak in the block) and ``beat_classes`` (``"N"``, ``"S"`` or ``"V"``).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from typing import Any
 
 import numpy as np
@@ -62,8 +66,13 @@ class _FakeBase(Source):
         self._total = None if duration is None else int(round(duration * rate))
         self._pos = 0
 
+    #: samples generated per generator call (blocks are served from the buffer)
+    CHUNK = 4096
+
     def _open(self) -> None:
         self._pos = 0
+        self._buf = np.zeros((0, self._channels or 1), dtype=np.float32)
+        self._buf0 = 0  # absolute index of _buf[0]
         self._restart()
 
     def _restart(self) -> None:
@@ -74,12 +83,27 @@ class _FakeBase(Source):
             n = min(n, self._total - self._pos)
             if n <= 0:
                 return None
-        out = self._generate(self._pos, n)
+        a = self._pos - self._buf0
+        if a + n > self._buf.shape[0]:
+            end = self._buf0 + self._buf.shape[0]  # first sample not generated yet
+            want = max(self.CHUNK, self._pos + n - end)
+            if self._total is not None:
+                want = max(min(want, self._total - end), self._pos + n - end)
+            # float32 once per chunk: blocks are float32 (the same values as converting each)
+            self._buf = np.concatenate([self._buf[a:],
+                                        self._generate(end, want).astype(np.float32)])
+            self._buf0, a = self._pos, 0
+        out = self._buf[a:a + n]
+        self._block_info(self._pos, n)
         self._pos += n
         return out
 
     def _generate(self, start: int, n: int) -> np.ndarray:  # pragma: no cover - abstract
+        """Samples ``start .. start + n - 1`` (called in order, each sample once)."""
         raise NotImplementedError
+
+    def _block_info(self, start: int, n: int) -> None:
+        """Attach the ground truth of the block ``start .. start + n - 1`` (if any)."""
 
 
 class FakeTone(_FakeBase):
@@ -295,13 +319,17 @@ class FakeEcg(_FakeBase):
             x += self.mains * np.sin(2 * np.pi * self.mains_hz * t)
         if self.noise:
             x += self.noise * self._noise_rng.standard_normal(n)
-        in_block = (r >= start / fs) & (r < (start + n) / fs)
-        idx = np.flatnonzero(in_block)
-        self._attach_info(
-            beat_samples=np.rint(r[idx] * fs).astype(np.int64),
-            beat_classes=[self._classes[i] for i in idx],
-        )
         return x[:, None]
+
+    def _block_info(self, start: int, n: int) -> None:
+        # the R peaks with start / fs <= r < (start + n) / fs (the schedule is sorted and
+        # already covers the block, which was generated)
+        fs, r = self._rate, self._r_times
+        lo, hi = bisect_left(r, start / fs), bisect_left(r, (start + n) / fs)
+        self._attach_info(
+            beat_samples=np.rint(np.asarray(r[lo:hi], dtype=np.float64) * fs).astype(np.int64),
+            beat_classes=self._classes[lo:hi],
+        )
 
 
 class FakeEmg(_FakeBase):
@@ -381,8 +409,12 @@ class FakeEmg(_FakeBase):
         )
         if self.quantize:
             x = np.clip(np.rint(x), -128, 127)
-        self._attach_info(labels=labels)
         return x
+
+    def _block_info(self, start: int, n: int) -> None:
+        seg = (np.arange(start, start + n) / (self.segment * self._rate)).astype(np.int64)
+        self._attach_info(labels=np.array([self._label_at(int(s)) for s in seg],
+                                          dtype=np.int64))
 
 
 class FakeSource:

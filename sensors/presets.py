@@ -47,14 +47,20 @@ def audio_encoder(in_rate: float = 16000, bands: int = 32, step_hz: float = 1000
         stages = [fb, Compress(step_hz, bands, "log", ref=1e-7)]
         rate = step_hz
     elif filterbank == "iir":
+        # Band amplitudes of speech at normal level are ~1e-4..3e-2: log1p(a / 1e-5) spans about
+        # 2..8 while the band is active, the range of the FFT path's levels.
         stages = [CochleaFilterbank(in_rate, bands=bands), Rectify(in_rate, bands, "half"),
-                  Compress(in_rate, bands, "log", ref=1e-3)]
+                  Compress(in_rate, bands, "log", ref=1e-5)]
         rate = in_rate
     else:
         raise EncoderConfigError(f"audio encoder: filterbank must be 'fft' or 'iir', "
                                  f"got {filterbank!r}")
     if spikes == "lif":
-        enc = LIFEncoder(rate, step_hz, bands, tau=0.005, threshold=4.0, gain=1.0)
+        # The IIR path integrates the half-wave rectified signal sample by sample, whose mean
+        # is half the envelope's: gain 2 puts both paths on the same scale (the iir-lif preset
+        # used gain 1 with ref 1e-3 and never reached threshold on speech).
+        gain = 2.0 if filterbank == "iir" else 1.0
+        enc = LIFEncoder(rate, step_hz, bands, tau=0.005, threshold=4.0, gain=gain)
     elif spikes == "delta":
         enc = DeltaEncoder(0.5, rate, step_hz, bands)
     else:

@@ -73,6 +73,7 @@ class WavSource(Source):
         self._channels = 1
         self._wav: wave.Wave_read | None = None
         self._data: np.ndarray | None = None
+        self._avail: int | None = None
         self._pos = 0
 
     def _inspect(self) -> tuple[int, int, int]:
@@ -108,8 +109,13 @@ class WavSource(Source):
                 path=str(self.path), where="header")
         return rate, ch, n
 
+    #: files with at most this much PCM (about 4 min of 16 kHz mono) are read whole at open,
+    #: as float32 (twice the size); longer ones block by block
+    PRELOAD_BYTES = 8 << 20
+
     def _open(self) -> None:
         self._pos = 0
+        self._avail = None
         if self.resample is not None and self.resample != self.file_rate:
             from math import gcd
 
@@ -121,17 +127,27 @@ class WavSource(Source):
                 self._truncated(x.shape[0])
             g = gcd(int(self.resample), int(self.file_rate))
             self._data = resample_poly(x, self.resample // g, self.file_rate // g)
+        elif self.n_frames * self.file_channels * 2 <= self.PRELOAD_BYTES:
+            # read and convert the file once: a block is then a slice (a 10 ms block of
+            # 160 samples would otherwise cost a file read and a conversion each)
+            with wave.open(str(self.path), "rb") as w:
+                raw = w.readframes(self.n_frames)
+            whole = len(raw) // (2 * self.file_channels)
+            self._data = self._decode(raw[: whole * 2 * self.file_channels], 0, np.float32)
+            self._avail = whole  # fewer than n_frames: truncated, reported when reached
         else:
             self._wav = wave.open(str(self.path), "rb")
 
-    def _decode(self, raw: bytes, frame0: int) -> np.ndarray:
+    def _decode(self, raw: bytes, frame0: int, dtype: type = np.float64) -> np.ndarray:
         ch = self.file_channels
         if len(raw) % (2 * ch):
             raise SourceFormatError(f"data ends inside a frame ({len(raw)} bytes read)",
                                     path=str(self.path), where=f"frame {frame0}")
-        x = np.frombuffer(raw, dtype="<i2").reshape(-1, ch)
-        x = x[:, self.channel or 0].astype(np.float64) / 32768.0
-        return x
+        x = np.frombuffer(raw, dtype="<i2").reshape(-1, ch)[:, self.channel or 0]
+        # int16 / 2**15 is exact in float32 and float64 alike (a power-of-two scale)
+        out = x.astype(dtype)
+        out *= dtype(1.0 / 32768.0)
+        return out
 
     def _truncated(self, got: int) -> None:
         raise SourceFormatError(
@@ -140,7 +156,13 @@ class WavSource(Source):
 
     def _read_block(self, n: int) -> np.ndarray | None:
         if self._data is not None:
-            if self._pos >= len(self._data):
+            if self._avail is not None:     # preloaded PCM (see _open)
+                if self._pos >= self.n_frames:
+                    return None
+                want = min(n, self.n_frames - self._pos)
+                if self._pos + want > self._avail:
+                    self._truncated(self._avail)
+            elif self._pos >= len(self._data):
                 return None
             out = self._data[self._pos : self._pos + n]
             self._pos += len(out)
@@ -152,7 +174,7 @@ class WavSource(Source):
         raw = self._wav.readframes(want)
         if len(raw) < want * 2 * self.file_channels:
             self._truncated(self._pos + len(raw) // (2 * self.file_channels))
-        out = self._decode(raw, self._pos)
+        out = self._decode(raw, self._pos, np.float32)  # blocks are float32: one conversion
         self._pos += len(out)
         return out
 
@@ -229,7 +251,8 @@ class WfdbSource(Source):
             raise SourceFormatError(
                 f"truncated: header promises {expected} samples, file holds {sig.shape[0]}",
                 path=self.record)
-        self._signal = np.nan_to_num(sig, nan=0.0)
+        # blocks are float32: convert once here rather than per block (the same values)
+        self._signal = np.nan_to_num(sig, nan=0.0).astype(np.float32)
         self._pos = 0
         if self.ann is not None:
             self.annotations = read_annotations(self.record, self.ann)

@@ -58,6 +58,7 @@ def _measure_one(name: str, repeats: int, T: float | None) -> dict:
         "syn_events": syn, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         / 1024.0, "repeats": repeats, "wall_s": times, "sim_seconds": T, "steps": steps,
         "neurons": N, "input_spikes": int(inp.sum()), "rates_hz": rates,
+        "kernel_path": "specialised" if eng._kernel.specialised else "general",
     }
 
 

@@ -137,8 +137,6 @@ def test_fsdd_resampled_to_16k_encodes_alike(fsdd, preset):
         assert 0.7 <= n16 / n8 <= 1.3, (f.name, n8, n16)
 
 
-@pytest.mark.xfail(strict=True, reason="encoder bug, reported: audio-iir-lif (Compress "
-                   "ref=1e-3, LIF threshold 4) stays silent on FSDD speech at normal level")
 def test_fsdd_iir_lif_fires_on_speech(fsdd):
     total = 0
     for f in _fsdd_files(fsdd)[:4]:
