@@ -98,6 +98,14 @@ def read_checkpoint(path: str) -> tuple[dict, dict]:
         arrays = {k[len("state/"):]: z[k] for k in z.files if k.startswith("state/")}
     except Exception as exc:  # checksummed, so only a writer bug gets here
         raise CheckpointError(f"checkpoint {path}: unreadable payload ({exc})") from None
+    # checksummed, but a planted file can be well-formed: check what restore relies on
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path}: __meta__ is not a JSON object")
+    if not isinstance(meta.get("step", 0), int) or isinstance(meta.get("step"), bool):
+        raise CheckpointError(f"checkpoint {path}: __meta__ step is not an integer")
+    for k, a in arrays.items():
+        if not isinstance(a, np.ndarray):
+            raise CheckpointError(f"checkpoint {path}: member state/{k} is not a .npy array")
     return arrays, meta
 
 

@@ -195,6 +195,8 @@ SINK_SCHEMA: dict[str, dict[str, Field]] = {
         "ca_file": Field("str", "", "CA certificates for TLS (empty: the system's)"),
         "cert_file": Field("str", "", "client certificate for TLS"),
         "key_file": Field("str", "", "client key for TLS"),
+        "tls_insecure": Field("bool", False, "do not check that the broker's certificate "
+                              "names its host (testing only; the chain is still verified)"),
         "keepalive_s": Field("int", 60, "keepalive", check=_gt0),
         "queue_max": Field("int", 10000, "messages queued while the broker is away; beyond, "
                            "new ones are dropped and counted", check=_gt0),
@@ -336,6 +338,14 @@ def _cross_check(cfg: dict, where: str) -> None:
             raise ConfigError(f"{where}: tcp sink host = {s['host']!r} listens beyond this "
                               "machine; set allow_remote = true in that sink to mean it, or "
                               "use 127.0.0.1 or a unix sink")
+        if s["type"] == "mqtt" and not s.get("tls"):
+            given = [k for k in ("ca_file", "cert_file", "key_file", "tls_insecure") if s.get(k)]
+            if given:   # a TLS setting without TLS would silently send in clear
+                raise ConfigError(f"{where}: mqtt sink sets {', '.join(given)} but not "
+                                  "tls = true; add tls = true (or remove them)")
+        if s["type"] == "mqtt" and s.get("key_file") and not s.get("cert_file"):
+            raise ConfigError(f"{where}: mqtt sink key_file needs cert_file (the client "
+                              "certificate)")
         key = (s["type"], s.get("path") or (s.get("host"), s.get("port")))
         if s["type"] in ("tcp", "unix", "file") and key in seen and s.get("port") != 0:
             raise ConfigError(f"{where}: two {s['type']} sinks use the same address {key[1]!r}")

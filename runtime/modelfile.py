@@ -252,6 +252,9 @@ def load_model(path) -> Program:
     except Exception as exc:    # zipfile/zlib/numpy raise many types on a corrupt archive
         raise ModelFormatError(f"model file {path}: not a readable spikeedge model "
                                f"(truncated or corrupt archive: {exc})") from None
+    for k in sorted(files):     # a member not stored as .npy comes back as raw bytes
+        if not isinstance(arrays[k], np.ndarray):
+            _fail(path, f"member {k!r} is not a .npy array")
     if not isinstance(arrays, dict) or "__header__" not in files:
         _fail(path, "no __header__ member (not a spikeedge model file)")
     hb = arrays["__header__"]

@@ -451,6 +451,7 @@ class MqttSink(Sink):
         self.qos = int(config["qos"])
         self.queue_max = int(config["queue_max"])
         self.connected = False
+        self._closing = False
         self.connects = 0
         self.disconnects = 0
         cid = config.get("client_id") or f"spikeedge-{device}"
@@ -472,18 +473,29 @@ class MqttSink(Sink):
                                 "(password_env) is not set")
         if user:
             c.username_pw_set(user, password)
-        if config.get("tls"):
+        self.tls = bool(config.get("tls"))
+        if self.tls:
+            for key in ("ca_file", "cert_file", "key_file"):
+                path = config.get(key)
+                if path and not os.path.isfile(path):
+                    raise SinkError(f"mqtt sink: {key} = {path!r} is not a readable file")
             try:
                 c.tls_set(ca_certs=config.get("ca_file") or None,
                           certfile=config.get("cert_file") or None,
                           keyfile=config.get("key_file") or None)
+                # the chain is always verified; tls_insecure only skips the host name check
+                c.tls_insecure_set(bool(config.get("tls_insecure")))
             except (OSError, ValueError) as exc:
-                raise SinkError(f"mqtt sink: TLS setup failed ({exc})") from None
+                which = ", ".join(f"{k} = {config[k]!r}" for k in ("ca_file", "cert_file",
+                                                                    "key_file") if config.get(k))
+                raise SinkError(f"mqtt sink: TLS setup failed ({exc}; {which or 'system CAs'})")\
+                    from None
         c.will_set(f"{self.topic}/status", "offline", qos=1, retain=True)
         c.max_queued_messages_set(self.queue_max)
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
+        c.on_connect_fail = self._on_connect_fail
         self.client = c
         try:
             c.connect_async(self.host, self.port, keepalive=int(config["keepalive_s"]))
@@ -504,8 +516,33 @@ class MqttSink(Sink):
         log.info("mqtt sink connected to %s:%s", self.host, self.port)
         client.publish(f"{self.topic}/status", "online", qos=1, retain=True)
 
+    def _on_connect_fail(self, client, userdata):
+        # paho calls this from inside its ``except OSError`` around the connect, so the
+        # exception being handled says why (a refused port, an untrusted certificate, ...)
+        exc = sys.exc_info()[1]
+        self._error(self._why(exc))
+
+    def _why(self, exc) -> str:
+        import ssl
+        where = f"{self.host}:{self.port}"
+        if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_code in (62, 64):
+            # X509_V_ERR_HOSTNAME_MISMATCH / _IP_ADDRESS_MISMATCH: a good chain, another name
+            return (f"TLS: the broker's certificate is not for {self.host} "
+                    f"({exc.verify_message}); set host to a name in the certificate "
+                    "(tls_insecure = true skips this check, for testing only)")
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            ca = self.config.get("ca_file") or "the system CAs"
+            return (f"TLS: the broker {where} presented a certificate that {ca} does not "
+                    f"verify ({exc.verify_message or exc.reason}); check ca_file")
+        if isinstance(exc, ssl.SSLError):
+            return f"TLS handshake with {where} failed ({exc.reason or exc})"
+        if exc is None:
+            return f"cannot connect to {where}"
+        return f"cannot connect to {where} ({exc.strerror or exc})" \
+            if isinstance(exc, OSError) else f"cannot connect to {where} ({exc})"
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
-        if self.connected:
+        if self.connected and not self._closing:
             self.disconnects += 1
             log.warning("mqtt sink: lost the broker (%s); reconnecting", reason_code)
         self.connected = False
@@ -534,6 +571,7 @@ class MqttSink(Sink):
 
     def close(self):
         self.flush()
+        self._closing = True
         if self.connected:
             info = self.client.publish(f"{self.topic}/status", "offline", qos=1, retain=True)
             try:

@@ -103,7 +103,72 @@ def test_config_text_raises_only_config_error(tmp_path, text):
         assert str(p) in str(exc)
 
 
+#: CI sizes of the mutation fuzzer (the soak runs 100,000 each); model and WFDB cases cost
+#: ~10 ms (numpy's zip reader, the wfdb library's header parser), the others well under 1 ms
+CI_CASES = {"decoder": 3000, "model": 1000, "checkpoint": 2000, "config": 3000, "wav": 2000,
+            "wfdb": 1000, "csv": 3000}
+
+
 @pytest.mark.parametrize("target", FUZZ_TARGETS)
 def test_mutation_fuzzer_finds_no_escape(tmp_path, target):
-    r = fuzz(target, 300, tmp_path, seed=7)
+    r = fuzz(target, CI_CASES[target], tmp_path, seed=7)
+    assert r["cases"] == CI_CASES[target]
     assert r["escaped"] == 0, r["escapes"]
+    # the seeds are valid and the mutations reach both outcomes: refused with our error
+    # (message naming the file, checked in _run_case) and accepted
+    assert 0 < r["refused"] < r["cases"], r
+
+
+def test_seeds_are_valid_inputs(seeds, tmp_path):
+    for target, data in seeds.items():
+        assert _run_case(target, data, tmp_path) is False, target
+
+
+def test_model_member_that_is_not_an_array_is_refused(seeds, tmp_path):
+    """Found by the structure-aware fuzzer: a member not stored as .npy came back from
+    numpy as raw bytes and the loader raised AttributeError."""
+    import io
+    import zipfile
+
+    from spikeedge.modelfile import ModelFormatError, load_model
+    src = zipfile.ZipFile(io.BytesIO(seeds["model"]))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for n in src.namelist():
+            if n == "prog/alpha_m.npy":     # no .npy suffix and no npy magic: raw bytes
+                z.writestr("prog/alpha_m", b"not an array")
+            else:
+                z.writestr(n, src.read(n))
+    p = tmp_path / "m.npz"
+    p.write_bytes(out.getvalue())
+    with pytest.raises(ModelFormatError, match=r"m\.npz.*'prog/alpha_m' is not a \.npy"):
+        load_model(p)
+
+
+@pytest.mark.parametrize("meta, why", [(b"[1, 2]", "not a JSON object"),
+                                       (b'{"model_id": "m", "step": "x"}', "step"),
+                                       (None, "state/w is not a .npy array")])
+def test_planted_checkpoint_with_a_valid_checksum_is_refused(tmp_path, meta, why):
+    """A well-formed, correctly hashed checkpoint whose content the restore cannot use (a
+    planted file) is refused with CheckpointError and the previous file is tried."""
+    import hashlib
+    import io
+    import zipfile
+
+    import numpy as np
+
+    from spikeedge.checkpoint import MAGIC, Checkpointer, CheckpointError, read_checkpoint
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        m = io.BytesIO()
+        np.save(m, np.frombuffer(meta or b'{"model_id": "m"}', np.uint8))
+        z.writestr("__meta__.npy", m.getvalue())
+        if meta is None:
+            z.writestr("state/w", b"raw bytes, not an array")
+    body = out.getvalue()
+    p = tmp_path / "c.ckpt"
+    p.write_bytes(MAGIC + hashlib.sha256(body).digest() + body)
+    with pytest.raises(CheckpointError, match=why):
+        read_checkpoint(str(p))
+    ck = Checkpointer(str(p), "m")
+    assert ck.load() is None and ck.corrupt_found == 1

@@ -15,6 +15,7 @@ def check(r, kills):
     assert r["corrupted"] >= 1 and r["corrupt_detected"] == r["corrupted"], r
     assert r["restored_ok"] >= kills - 1, r
     assert r["steps_learned"] > 0
+    assert r["records_lost"] == 0, r
 
 
 def test_sigkill_during_learning_and_checkpointing(tmp_path):
