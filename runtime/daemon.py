@@ -1,13 +1,17 @@
 """The edge daemon: ``spikeedge run --config FILE.toml``.
 
-    source --(bounded queue)--> encoder --> engine.run_chunk --> decision --> sinks
+    source --(bounded queue)--> encoder --> engine stream --> decision --> sinks
                                                |
                                           checkpointer
 
 One process, one processing loop. The source is read in that loop (file and fake sources, and
 in tests) or in a reader thread feeding a bounded queue (live devices: ``[source] threaded``);
 a full queue drops blocks by ``drop_policy`` and counts them, and the block after a drop is
-flagged as a gap so that the encoder and the beat detector restart cleanly. Time comes from an
+flagged as a gap so that the encoder and the beat detector restart cleanly. The engine runs
+each block through ``Engine.stream(state, max_steps)`` (the state checked once, when the
+pipeline is built and at every reload, instead of by every ``run_chunk`` call). Utterance
+models find the utterances live (docs/daemon.md, "Utterance models") and decide each at its
+end; one still open when the stream ends is decided then. Time comes from an
 injected clock (``RealClock`` in production, ``VirtualClock`` in tests), which paces sources,
 the health period and the checkpoint period.
 
@@ -217,7 +221,7 @@ class Components:
     state: Any = None
     sinks: Any = None
     checkpointer: Any = None
-    buf: np.ndarray | None = None
+    stream: Any = None          # engine.stream(state): the hot loop's validated fast path
     restored_from: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -392,8 +396,12 @@ class Daemon:
             # learning off skips the plasticity step in the kernels (traces and weights
             # frozen); the rate scales the increments; both change without a restart
             engine.set_learning(enabled=bool(lc["enabled"]), rate=float(lc["rate"]))
+            # the hot loop runs blocks through a Stream bound to this state (checked once
+            # here, after any restore; restore copies into the arrays, so the binding
+            # holds); a new model or state gets a new Stream, learning switches are read
+            # by every run
             max_steps = int(np.ceil(c.source.block_size * step_hz / c.source.rate)) + 2
-            c.buf = np.empty((max_steps, program.n_neurons), np.uint8)
+            c.stream = engine.stream(c.state, max_steps)
             # sinks last: they are visible to the outside
             c.sinks = SinkSet.build(cfg["sinks"], device_id(cfg), self.stdout,
                                     reuse=None if old is None else old.sinks)
@@ -453,6 +461,11 @@ class Daemon:
         }
         if c.readout.policy == "beat":
             rec["late_beats"] = c.decider.late_beats
+        elif c.readout.policy == "utterance":
+            f = getattr(c.decider, "f", None)
+            rec["utterance"] = {"live": c.decider.live is not None,
+                                "buffered_steps": c.decider.buffered_steps,
+                                "dropped": int(getattr(f, "dropped", 0))}
         self.health_seq += 1
         return rec
 
@@ -510,11 +523,10 @@ class Daemon:
         x = block.samples
         spk_in = c.encoder.process(x)
         t = spk_in.shape[0]
-        if t > c.buf.shape[0]:
-            c.buf = np.empty((t, c.program.n_neurons), np.uint8)
-        spikes = c.buf[:t]
-        if t:
-            c.engine.run_chunk(spk_in, c.state, out=spikes)
+        if t > c.stream.max_steps:      # a longer block than the source announced
+            c.stream = c.engine.stream(c.state, t)
+        # a view of the stream's buffer, valid until the next block (as the old buffer was)
+        spikes = c.stream.run(spk_in)
         self.steps += t
         self.blocks += 1
         self.samples += block.n
@@ -526,8 +538,12 @@ class Daemon:
         self.block_latency.append(now - arrival)
         if (c.source.live or c.source.realtime) and now - t_start > block.duration:
             self.deadline_misses += 1
+        self._emit_decisions(out, now, arrival)
+
+    def _emit_decisions(self, out: list, now: float, arrival: float) -> None:
         if not out:
             return
+        c = self.c
         wall = round(time.time(), 6)
         labels = c.readout.labels
         minc = self.cfg["decision"]["min_confidence"]
@@ -587,6 +603,9 @@ class Daemon:
                     self.event("source_error", error=str(exc))
                     raise DaemonError(f"source {self.cfg['source']['url']}: {exc}") from None
                 if item is _END:
+                    if self.c.readout.policy == "utterance":    # one still open at the end
+                        now = self.clock.now()
+                        self._emit_decisions(self.c.decider.flush(), now, now)
                     break
                 if item is not None:
                     self.process(*item)

@@ -284,28 +284,69 @@ class AppDecider:
     """Decisions for models written in the applications' readout convention
     (``metadata.readout``, ``extras.readout_w`` [classes, features]; see docs/models): the
     features come from ``spikeedge.apps.stream`` (the same code ``spikeedge eval`` runs), and
-    the records have the fields of BeatDecider / WindowDecider. The ``utterance`` policy only
-    decides at the end of a stream (there is no live end-of-utterance detector yet)."""
+    the records have the fields of BeatDecider / WindowDecider.
+
+    The ``utterance`` policy finds the utterances in the stream live
+    (``spikeedge.apps.stream.LiveUtteranceFeaturizer``: an energy rule, label-free and
+    causal) and decides each at its end, with ``window_start``/``window_end`` its first and
+    last voiced instants. ``live_utterance``: None (default) takes the model's
+    ``decision.live`` (absent or ``true``: on with the defaults
+    ``UTTERANCE_LIVE_DEFAULTS``; an object: those options; ``false``: off), True / False /
+    a dict of options override it. Off, an utterance model decides only at :meth:`flush`
+    (the end of the stream: one stream, one utterance, as ``eval`` does per file)."""
 
     def __init__(self, app_readout, rate: float | None, step_hz: float | None,
-                 temperature: float = 1.0):
-        """``rate=None`` makes a description only (policy, labels), with no featurizer."""
+                 temperature: float = 1.0, live_utterance=None):
+        """``rate=None`` makes a description only (policy, labels), with no featurizer;
+        the live-utterance options are checked all the same (``AppModelError``)."""
+        from .apps.stream import AppModelError, utterance_live_options
         self.app = app_readout
         self.rate, self.step_hz, self.temperature = rate, step_hz, temperature
-        self.policy = "beat" if app_readout.decision["policy"] == "beat" else "window"
+        dec = app_readout.decision
+        self.policy = {"beat": "beat", "utterance": "utterance"}.get(dec["policy"], "window")
         self.labels = list(app_readout.labels)
         self.late_beats = 0
+        self.live = None
+        if dec["policy"] == "utterance":
+            live = dec.get("live", True) if live_utterance is None else live_utterance
+            if live is True:
+                live = {}
+            if live is not False:
+                if not isinstance(live, dict):
+                    raise AppModelError(f"decision.live: must be true, false or an object "
+                                        f"of options, got {live!r}")
+                live = {k: v for k, v in live.items() if k != "enabled"} \
+                    if live.get("enabled", True) is not False else None
+            self.live = utterance_live_options(live, "decision.live") \
+                if isinstance(live, dict) else None
         if rate is not None:
             self.reset(0, 0)
 
     def reset(self, sample0: int, step0: int) -> None:
         from .apps.stream import make_featurizer
-        self.f = make_featurizer(self.app, self.rate, self.step_hz)
+        self.f = make_featurizer(self.app, self.rate, self.step_hz, self.live)
         self.sample0, self.t0 = sample0, step0 / self.step_hz
 
+    @property
+    def buffered_steps(self) -> int:
+        """Steps of readout spikes the featurizer holds (the utterance policy's memory)."""
+        f = getattr(self, "f", None)
+        if f is None:
+            return 0
+        if hasattr(f, "buffered_steps"):
+            return int(f.buffered_steps)
+        return int(sum(len(p) for p in getattr(f, "parts", ())))
+
+    def flush(self) -> list[dict]:
+        """Decisions still pending at the end of the stream (an unfinished utterance)."""
+        return self._records(self.f.flush())
+
     def feed(self, samples: np.ndarray, spikes: np.ndarray) -> list[dict]:
+        return self._records(self.f.feed(samples, spikes))
+
+    def _records(self, ds) -> list[dict]:
         out = []
-        for d in self.f.feed(samples, spikes):
+        for d in ds:
             k, scores = self.app.classify(d["features"])
             rec = {"class_index": k, "scores": np.asarray(scores, np.float64),
                    "confidence": _softmax_conf(np.asarray(scores, np.float64),
@@ -314,8 +355,11 @@ class AppDecider:
                 rec["beat_sample"] = self.sample0 + int(d["beat_sample"])
                 rec["beat_time"] = rec["beat_sample"] / self.rate
             else:
+                t1 = d["t1"]
+                if t1 is None:      # a whole-stream utterance: its time is unknown here
+                    t1 = d.get("t0", 0.0)
                 rec["window_start"] = self.t0 + d.get("t0", 0.0)
-                rec["window_end"] = self.t0 + d["t1"]
+                rec["window_end"] = self.t0 + t1
             out.append(rec)
         return out
 

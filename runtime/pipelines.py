@@ -8,10 +8,11 @@ sink) as fast as it can on a synthetic signal, in 10 ms blocks:
   decision per beat;
 * ``audio``: ``fake:tone`` at 16 kHz with noise through the shipped spoken-digit model
   ``builtin:fsdd-digits`` (its encoder ``audio-delta``: 32-band FFT filterbank, ON/OFF delta
-  spikes, 64 inputs, 256 hidden neurons). Its ``utterance`` policy decides only at the end of
-  an utterance, which the daemon does not detect live yet, so this pipeline reports no
-  decisions; ``audio_model="random"`` (``--audio-model random``) uses instead ``audio-lif``
-  and a random 32 -> 128 -> 10 LIF network with one decision per 500 ms window.
+  spikes, 64 inputs, 256 hidden neurons). Its ``utterance`` policy decides at the end of
+  each utterance found by the daemon's live detector (frame energy 12 dB above a running noise
+  floor); the steady tone never counts as voiced, so this pipeline measures the full signal path
+  but reports no decisions; ``audio_model="random"`` (``--audio-model random``) uses instead
+  ``audio-lif`` and a random 32 -> 128 -> 10 LIF network with one decision per 500 ms window.
 
 With ``source="file"`` (the default) the synthetic signal is first written to a file (a WFDB
 record for ECG, 16 bits, 1 uV steps; a 16-bit WAV for audio) that the daemon then reads through

@@ -16,7 +16,11 @@ Features (``feature: "counts"``, then ``transform`` none | sqrt | log1p applied 
 * window: spike counts of each readout neuron over the window; with ``hop_s`` (a divisor of
   ``window_s``; default ``window_s``) windows overlap and one decision comes every ``hop_s``;
 * utterance: the utterance (from the first to the last readout spike) cut into ``segments``
-  equal parts, spike counts per neuron and part divided by the part's length in steps;
+  equal parts, spike counts per neuron and part divided by the part's length in steps. In
+  ``eval`` a file is one utterance; live (the daemon), :class:`LiveUtteranceFeaturizer` cuts
+  the stream into utterances with a label-free, causal energy rule (options
+  :data:`UTTERANCE_LIVE_DEFAULTS`: ``gap_s``, ``min_s``, ``max_s``, ``frame_s``,
+  ``threshold_db``, ``min_dbfs``) and decides each at its end;
 * beat: spike counts per neuron in ``bin_s`` bins from ``pre_s`` before to ``post_s`` after
   each R peak found by the streaming QRS detector on the raw signal (bin-major, the layout of
   :func:`spikeedge.decision.beat_features`), then, with ``rr``, eight RR-interval features in
@@ -52,8 +56,10 @@ import numpy as np
 
 from ..errors import SpikeEdgeError
 
-__all__ = ["AppModelError", "AppReadout", "RR_FEATURES", "RR_LOG_FEATURES", "RunningNorm",
-           "make_featurizer", "run_stream", "FloatRunner", "synaptic_events"]
+__all__ = ["AppModelError", "AppReadout", "LiveUtteranceFeaturizer", "RR_FEATURES",
+           "RR_LOG_FEATURES", "RunningNorm",
+           "UTTERANCE_LIVE_DEFAULTS", "make_featurizer", "run_stream", "FloatRunner",
+           "synaptic_events", "utterance_features", "utterance_live_options"]
 
 POLICIES = ("window", "utterance", "beat")
 TRANSFORMS = ("none", "sqrt", "log1p")
@@ -247,9 +253,74 @@ class WindowFeaturizer:
         return []
 
 
+UTTERANCE_LIVE_DEFAULTS = {"gap_s": 0.3, "min_s": 0.05, "max_s": 2.0, "frame_s": 0.01,
+                           "threshold_db": 12.0, "min_dbfs": -60.0, "pre_s": 0.0,
+                           "post_s": 0.0}
+
+
+def utterance_live_options(opts, where: str = "utterance live options") -> dict:
+    """``UTTERANCE_LIVE_DEFAULTS`` updated with ``opts`` (a dict), checked; raises
+    :class:`AppModelError` naming the bad key."""
+    if opts is None:
+        opts = {}
+    if not isinstance(opts, dict):
+        raise AppModelError(f"{where}: must be an object with keys "
+                            f"{sorted(UTTERANCE_LIVE_DEFAULTS)}, got {opts!r}")
+    bad = sorted(set(opts) - set(UTTERANCE_LIVE_DEFAULTS) - {"enabled"})
+    if bad:
+        raise AppModelError(f"{where}: unknown key(s) {bad}; allowed: "
+                            f"{sorted(UTTERANCE_LIVE_DEFAULTS)} and 'enabled'")
+    o = dict(UTTERANCE_LIVE_DEFAULTS)
+    for k in UTTERANCE_LIVE_DEFAULTS:
+        if k not in opts:
+            continue
+        v = opts[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise AppModelError(f"{where}: {k} must be a finite number, got {v!r}")
+        o[k] = float(v)
+    if not 0 < o["frame_s"] <= 0.1:
+        raise AppModelError(f"{where}: frame_s must be in (0, 0.1] s, got {o['frame_s']}")
+    if not o["gap_s"] >= o["frame_s"]:
+        raise AppModelError(f"{where}: gap_s must be >= frame_s ({o['frame_s']} s), got "
+                            f"{o['gap_s']}")
+    if not 0 <= o["min_s"] < o["max_s"]:
+        raise AppModelError(f"{where}: need 0 <= min_s < max_s, got min_s={o['min_s']}, "
+                            f"max_s={o['max_s']}")
+    if not 0 <= o["pre_s"] <= 1:
+        raise AppModelError(f"{where}: pre_s must be in [0, 1] s, got {o['pre_s']}")
+    if not 0 <= o["post_s"] <= o["gap_s"]:
+        raise AppModelError(f"{where}: post_s must be in [0, gap_s] ({o['gap_s']} s), got "
+                            f"{o['post_s']}")
+    if not o["max_s"] <= 60:
+        raise AppModelError(f"{where}: max_s must be <= 60 s, got {o['max_s']}")
+    if not o["threshold_db"] > 0:
+        raise AppModelError(f"{where}: threshold_db must be > 0, got {o['threshold_db']}")
+    if not o["min_dbfs"] < 0:
+        raise AppModelError(f"{where}: min_dbfs must be < 0 (dB full scale), got "
+                            f"{o['min_dbfs']}")
+    return o
+
+
+def utterance_features(r: AppReadout, s: np.ndarray, k: int) -> np.ndarray:
+    """The utterance features of readout spikes ``s`` [steps, neurons]: from the first to the
+    last spike, ``k`` equal parts, counts per neuron and part / part length; then the
+    readout's transform."""
+    active = np.flatnonzero(s.any(1))
+    feats = np.zeros((k, s.shape[1]))
+    if active.size:
+        s = s[active[0]:active[-1] + 1]
+        edges = np.linspace(0, len(s), k + 1).round().astype(int)
+        for i in range(k):
+            seg = s[edges[i]:edges[i + 1]]
+            if len(seg):
+                feats[i] = seg.sum(0) / len(seg)
+    return r.finish(feats.ravel())
+
+
 class UtteranceFeaturizer:
     """Collects the readout spikes of one utterance; :meth:`flush` (end of the utterance: end of
-    file in ``eval``, a voice-activity detector live) returns its one feature vector."""
+    file in ``eval``) returns its one feature vector. Live, use
+    :class:`LiveUtteranceFeaturizer`, which finds the utterances itself."""
 
     def __init__(self, r: AppReadout, rate: float, step_hz: float):
         self.r, self.rate, self.step_hz = r, rate, step_hz
@@ -264,16 +335,129 @@ class UtteranceFeaturizer:
         s = np.concatenate(self.parts) if self.parts else np.zeros((0, self.r.n_neurons),
                                                                    np.uint8)
         self.parts = []
-        active = np.flatnonzero(s.any(1))
-        feats = np.zeros((self.k, self.r.n_neurons))
-        if active.size:
-            s = s[active[0]:active[-1] + 1]
-            edges = np.linspace(0, len(s), self.k + 1).round().astype(int)
-            for i in range(self.k):
-                seg = s[edges[i]:edges[i + 1]]
-                if len(seg):
-                    feats[i] = seg.sum(0) / len(seg)
-        return [{"t1": None, "features": self.r.finish(feats.ravel())}]
+        return [{"t1": None, "features": utterance_features(self.r, s, self.k)}]
+
+
+class LiveUtteranceFeaturizer:
+    """Live end-of-utterance detection (label-free, causal) in front of the utterance features.
+
+    The raw signal is cut into ``frame_s`` frames; a frame is *voiced* when its RMS is at
+    least ``threshold_db`` above the noise floor and at least ``min_dbfs`` (dB full scale).
+    The noise floor is the running minimum of the frame RMS, allowed to creep up by a factor
+    ``RISE_PER_S`` a second, so it follows a louder room but not a word. An utterance starts
+    at the first voiced frame and ends once no frame has been voiced for ``gap_s``; it is
+    decided then, over ``pre_s`` before its first to ``post_s`` after its last voiced frame,
+    with :func:`utterance_features` (the features ``eval`` computes for a file), if it
+    lasted at least ``min_s``, else dropped (a click; ``dropped`` counts them). An utterance
+    reaching ``max_s`` is decided there and the next one starts at the next voiced frame.
+    Between utterances only ``pre_s`` and the current block's spikes are held, so memory is
+    bounded by about ``max_s + gap_s`` of readout spikes (``buffered_steps``). Decisions carry
+    ``t0``/``t1`` (seconds of signal since the featurizer was made).
+
+    Why input energy and not a gap in the readout spikes: the readout neurons of the shipped
+    ``fsdd-digits`` model keep firing in background noise (about 4 spikes per 10 ms at
+    -61 dBFS white noise, against 20-100 in speech), so on a real microphone a silent gap in
+    the readout spikes never comes; the frame energy relative to its own floor does not
+    depend on the model and has a level (``threshold_db``) that transfers between rooms.
+    """
+
+    RISE_PER_S = 1.35
+
+    def __init__(self, r: AppReadout, rate: float, step_hz: float, options: dict | None = None):
+        self.r, self.rate, self.step_hz = r, float(rate), float(step_hz)
+        self.k = int(r.decision.get("segments", 1))
+        self.o = utterance_live_options(options)
+        self.frame = max(1, int(round(self.o["frame_s"] * self.rate)))
+        self.gap = self.o["gap_s"] * self.rate          # in samples
+        self.min_len = self.o["min_s"] * self.rate
+        self.max_len = self.o["max_s"] * self.rate
+        self.pre = int(round(self.o["pre_s"] * self.rate))
+        self.post = int(round(self.o["post_s"] * self.rate))
+        self.ratio = 10.0 ** (self.o["threshold_db"] / 20.0)
+        self.min_rms = 10.0 ** (self.o["min_dbfs"] / 20.0)
+        self.rise = self.RISE_PER_S ** (self.frame / self.rate)
+        self.floor: float | None = None
+        self.pend = np.zeros(0, np.float64)     # samples of an unfinished frame
+        self.n_samples = 0                      # samples framed so far (whole frames)
+        self.steps = 0                          # engine steps seen so far
+        self.buf: list[np.ndarray] = []         # readout spikes from step buf0 on
+        self.buf0 = 0
+        self.start: int | None = None           # first sample of the utterance
+        self.last: int = 0                      # end sample of its last voiced frame
+        self.dropped = 0
+        self.decided = 0
+
+    def _step(self, sample: int) -> int:
+        return int(sample * self.step_hz // self.rate)
+
+    @property
+    def buffered_steps(self) -> int:
+        return sum(len(b) for b in self.buf)
+
+    def _keep_from(self, step: int) -> None:
+        """Forget the buffered spikes before ``step``."""
+        s = np.concatenate(self.buf) if len(self.buf) > 1 else \
+            (self.buf[0] if self.buf else np.zeros((0, self.r.n_neurons), np.uint8))
+        cut = min(max(0, step - self.buf0), len(s))
+        self.buf = [s[cut:]] if cut < len(s) else []
+        self.buf0 += cut
+
+    def _decide(self, end: int) -> list[dict]:
+        a, b = self._step(max(0, self.start - self.pre)), self._step(end)
+        s = np.concatenate(self.buf) if self.buf else np.zeros((0, self.r.n_neurons), np.uint8)
+        seg = s[max(0, a - self.buf0):max(0, b - self.buf0)]
+        t0, t1 = self.start / self.rate, end / self.rate
+        self.start = None
+        if end - (t0 * self.rate) < self.min_len:
+            self.dropped += 1
+            return []
+        self.decided += 1
+        return [{"t0": t0, "t1": t1, "features": utterance_features(self.r, seg, self.k)}]
+
+    def feed(self, samples, spikes) -> list[dict]:
+        out: list[dict] = []
+        if len(spikes):
+            self.buf.append(np.array(spikes[:, self.r.neurons], np.uint8))
+            self.steps += len(spikes)
+        x = np.asarray(samples, np.float64).ravel()
+        if self.pend.size:
+            x = np.concatenate([self.pend, x])
+        n = len(x) // self.frame
+        self.pend = x[n * self.frame:].copy()
+        if n:
+            rms = np.sqrt(np.mean(np.square(x[:n * self.frame].reshape(n, self.frame)), 1))
+            for v in rms:
+                out.extend(self._frame(float(v)))
+        if self.start is None:          # idle: keep only the pre-roll and the unframed samples
+            self._keep_from(self._step(max(0, self.n_samples - self.pre)))
+        return out
+
+    def _frame(self, rms: float) -> list[dict]:
+        a = self.n_samples
+        self.n_samples += self.frame
+        b = self.n_samples
+        lo = self.min_rms / self.ratio     # the floor never sinks below this (digital silence)
+        self.floor = max(lo, rms if self.floor is None else min(rms, self.floor * self.rise))
+        voiced = rms >= self.min_rms and rms >= self.floor * self.ratio
+        out: list[dict] = []
+        if self.start is None:
+            if voiced:
+                self.start, self.last = a, b
+                self._keep_from(self._step(max(0, a - self.pre)))
+            return out
+        if voiced:
+            self.last = b
+        if b - self.start >= self.max_len:
+            out = self._decide(b)
+        elif b - self.last >= self.gap:
+            out = self._decide(self.last + self.post)
+        return out
+
+    def flush(self) -> list[dict]:
+        out = self._decide(min(self.last + self.post, self.n_samples + len(self.pend))) \
+            if self.start is not None else []
+        self.buf, self.buf0 = [], self.steps
+        return out
 
 
 class BeatFeaturizer:
@@ -396,12 +580,19 @@ class BeatFeaturizer:
         return self._ready(True)
 
 
-def make_featurizer(r: AppReadout, rate: float, step_hz: float):
+def make_featurizer(r: AppReadout, rate: float, step_hz: float, live_utterance=None):
+    """The featurizer of ``r``'s policy. ``live_utterance`` (utterance policy only): None or
+    False decides once at :meth:`flush` (``eval``: one file, one utterance); True or a dict of
+    options (:data:`UTTERANCE_LIVE_DEFAULTS`) finds the utterances in the stream
+    (:class:`LiveUtteranceFeaturizer`)."""
     p = r.decision["policy"]
     if p == "window":
         return WindowFeaturizer(r, rate, step_hz)
     if p == "utterance":
-        return UtteranceFeaturizer(r, rate, step_hz)
+        if live_utterance is None or live_utterance is False:
+            return UtteranceFeaturizer(r, rate, step_hz)
+        return LiveUtteranceFeaturizer(r, rate, step_hz,
+                                       None if live_utterance is True else live_utterance)
     return BeatFeaturizer(r, rate, step_hz)
 
 

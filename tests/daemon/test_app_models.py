@@ -35,3 +35,137 @@ def test_daemon_classifies_windows_with_the_shipped_emg_model():
     assert r.returncode == 0, r.stderr
     ds = decisions(r.stdout)
     assert len(ds) >= 10 and all(d["policy"] == "window" for d in ds)
+
+
+# ---------------------------------------------------------------------------- utterances live
+def _write_wav(path, x, rate=8000):
+    import wave
+
+    import numpy as np
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16).tobytes())
+
+
+def test_daemon_decides_each_utterance_live_with_bounded_memory(tmp_path):
+    """A WAV of five tone bursts between silences: one ``utterance`` decision per burst, at
+    its end, and the featurizer holds at most max_s + gap_s of spikes."""
+    import numpy as np
+    from conftest import make_cfg
+
+    rate, rng = 8000, np.random.default_rng(0)
+    parts, edges, t = [], [], 0.0
+    for sil, dur in [(0.5, 0.4), (0.6, 0.3), (0.4, 0.7), (0.8, 0.5), (0.5, 0.35)]:
+        parts.append(np.zeros(int(sil * rate)))
+        tt = np.arange(int(dur * rate)) / rate
+        parts.append(0.3 * np.sin(2 * np.pi * 350 * tt))
+        edges.append((t + sil, t + sil + dur))
+        t += sil + dur
+    parts.append(np.zeros(int(0.7 * rate)))
+    x = np.concatenate(parts)
+    x = x + 5e-4 * rng.standard_normal(len(x))
+    _write_wav(tmp_path / "bursts.wav", x, rate)
+    cfg = make_cfg(f"wav:{tmp_path / 'bursts.wav'}", source={"block_ms": 10.0},
+                   model={"path": "builtin:fsdd-digits"})
+    from spikeedge.daemon import Daemon
+    from spikeedge.sensors import VirtualClock
+    held, recs = [], []
+    d = Daemon(cfg, clock=VirtualClock(), on_record=recs.append,
+               on_block=lambda *a: held.append(d.c.decider.buffered_steps))
+    d.run()
+    ds = [r for r in recs if r["type"] == "decision"]
+    assert len(ds) == len(edges)
+    for rec, (t0, t1) in zip(ds, edges, strict=True):
+        assert rec["policy"] == "utterance" and rec["class"] in list("0123456789")
+        assert abs(rec["window_start"] - t0) <= 0.011 and abs(rec["sensor_time"] - t1) <= 0.011
+        assert rec["decided_at"] >= rec["sensor_time"] + 0.29        # after the 0.3 s gap
+    assert len(held) == d.blocks and max(held) <= (2.0 + 0.3 + 0.05) * 1000
+    assert max(held) >= 700                    # the longest burst was held while it lasted
+    health = [r for r in recs if r["type"] == "health"]
+    assert health[-1]["utterance"] == {"live": True, "buffered_steps": 0, "dropped": 0}
+
+
+def test_daemon_on_real_utterances_matches_eval_per_file(tmp_path):
+    """Twelve FSDD recordings in one stream, 0.5 s of quiet noise between them: one decision
+    per recording, mostly the class ``eval`` gives each file."""
+    import numpy as np
+    from conftest import make_cfg, run_daemon
+
+    from spikeedge.apps.stream import AppReadout, run_stream
+    from spikeedge.daemon import load_program
+    from testutil import data_dir
+
+    folder = data_dir() / "fsdd" / "recordings"
+    if not folder.is_dir():
+        pytest.skip(f"FSDD recordings not found in {folder} (set SPIKEEDGE_DATA)")
+    files = sorted(folder.glob("*_george_[0-4].wav"))[::4][:6] + \
+        sorted(folder.glob("*_nicolas_[0-4].wav"))[1::4][:6]
+    if len(files) < 8:
+        pytest.skip(f"too few FSDD recordings in {folder}")
+    import wave
+    rng, parts = np.random.default_rng(1), []
+    for p in files:
+        with wave.open(str(p)) as w:
+            assert w.getframerate() == 8000
+            parts.append(rng.standard_normal(4000) * 1e-3)
+            parts.append(np.frombuffer(w.readframes(w.getnframes()), np.int16) / 32768.0)
+    parts.append(rng.standard_normal(4000) * 1e-3)
+    _write_wav(tmp_path / "digits.wav", np.concatenate(parts))
+    prog, _, _ = load_program("builtin:fsdd-digits")
+    r = AppReadout.from_program(prog)
+    per_file = [str(run_stream(prog, f"wav:{p}", r)["decisions"][0]["class_index"])
+                for p in files]
+    cfg = make_cfg(f"wav:{tmp_path / 'digits.wav'}", source={"block_ms": 10.0},
+                   model={"path": "builtin:fsdd-digits"})
+    _, recs = run_daemon(cfg)
+    got = [x["class"] for x in recs if x["type"] == "decision"]
+    assert len(got) == len(files), (got, per_file)
+    assert np.mean(np.array(got) == np.array(per_file)) >= 0.75, (got, per_file)
+
+
+# ---------------------------------------------------------------------------- the stream path
+def test_daemon_stream_gives_the_spikes_of_run_chunk_while_learning():
+    """The daemon's hot loop (Engine.stream, bound once) computes exactly what run_chunk over
+    the same encoded input computes, with plasticity on."""
+    import numpy as np
+    from conftest import make_cfg, run_daemon
+    from test_checkpoint import _plastic_program
+
+    from spikeedge import Engine
+
+    seen_in, seen_out = [], []
+    cfg = make_cfg("fake:ecg?seed=4&duration=6", source={"block_ms": 10.0},
+                   learning={"enabled": True})
+    prog = _plastic_program()
+    w0 = prog.weights.copy()
+    d, _ = run_daemon(cfg, program=prog, model_id="plastic",
+                      on_block=lambda b, si, s: (seen_in.append(si.copy()),
+                                                 seen_out.append(s.copy())))
+    assert d.c.stream.state is d.c.state and d.c.stream.engine is d.c.engine
+    inp = np.concatenate(seen_in)
+    fresh = _plastic_program()
+    np.testing.assert_array_equal(fresh.weights, w0)
+    eng = Engine(fresh)
+    spikes, state, _ = eng.run(inp, chunk=7)
+    np.testing.assert_array_equal(np.concatenate(seen_out), spikes)
+    np.testing.assert_array_equal(state.w, d.c.state.w)
+    assert spikes.any() and (state.w != w0).any()      # it did learn
+
+
+def test_reload_to_another_model_makes_a_new_stream(tmp_path):
+    from conftest import make_cfg
+
+    from spikeedge.daemon import Daemon
+    from spikeedge.sensors import VirtualClock
+
+    cfg = make_cfg("fake:ecg?seed=2&duration=3", source={"block_ms": 10.0})
+    new = make_cfg("fake:ecg?seed=2&duration=3", source={"block_ms": 10.0},
+                   model={"path": "builtin:mitbih-beats"})
+    d = Daemon(cfg, clock=VirtualClock(), loader=lambda: new, on_record=lambda r: None)
+    old = d.c.stream
+    assert d.reload()
+    assert d.c.stream is not old and d.c.stream.state is d.c.state
+    assert d.c.stream.engine is d.c.engine and d.c.engine.program is d.c.program
+    assert d.run() == "end of stream" and d.steps > 0

@@ -22,7 +22,7 @@ def test_audio_pipeline_runs_the_shipped_digit_model():
     r = pipelines.bench_one("audio", 2.0, 10.0)
     assert r["model"].startswith("fsdd-digits") and r["encoder"] == "audio-delta"
     assert r["blocks"] == 200 and r["signal_s"] == pytest.approx(2.0)
-    assert r["decisions"] == 0       # the utterance policy decides only at an utterance's end
+    assert r["decisions"] == 0       # a steady tone is never voiced for the utterance detector
 
 
 def test_audio_pipeline_with_the_random_network_decides_per_window():
