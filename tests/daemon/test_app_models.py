@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import make_cfg, run_daemon  # tests/daemon/conftest.py, as in test_checkpoint
 
 
 def run(*args, timeout=300):
@@ -53,7 +54,6 @@ def test_daemon_decides_each_utterance_live_with_bounded_memory(tmp_path):
     """A WAV of five tone bursts between silences: one ``utterance`` decision per burst, at
     its end, and the featurizer holds at most max_s + gap_s of spikes."""
     import numpy as np
-    from conftest import make_cfg
 
     rate, rng = 8000, np.random.default_rng(0)
     parts, edges, t = [], [], 0.0
@@ -91,7 +91,6 @@ def test_daemon_on_real_utterances_matches_eval_per_file(tmp_path):
     """Twelve FSDD recordings in one stream, 0.5 s of quiet noise between them: one decision
     per recording, mostly the class ``eval`` gives each file."""
     import numpy as np
-    from conftest import make_cfg, run_daemon
 
     from spikeedge.apps.stream import AppReadout, run_stream
     from spikeedge.daemon import load_program
@@ -130,7 +129,6 @@ def test_daemon_stream_gives_the_spikes_of_run_chunk_while_learning():
     """The daemon's hot loop (Engine.stream, bound once) computes exactly what run_chunk over
     the same encoded input computes, with plasticity on."""
     import numpy as np
-    from conftest import make_cfg, run_daemon
     from test_checkpoint import _plastic_program
 
     from spikeedge import Engine
@@ -155,7 +153,6 @@ def test_daemon_stream_gives_the_spikes_of_run_chunk_while_learning():
 
 
 def test_reload_to_another_model_makes_a_new_stream(tmp_path):
-    from conftest import make_cfg
 
     from spikeedge.daemon import Daemon
     from spikeedge.sensors import VirtualClock

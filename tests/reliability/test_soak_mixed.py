@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from spikeedge import soak
+
 pytestmark = [pytest.mark.firmware, pytest.mark.slow]
 
 
@@ -21,7 +23,21 @@ def test_short_mixed_soak(fw_binary, tmp_path):
     assert "Traceback" not in r.stderr, r.stderr
     (tmp_path / "soak.json").write_text(r.stdout)
     s = json.loads(r.stdout)
-    assert r.returncode == 0 and s["ok"], s["table"]
+    se = s["serial"]
+    if se["errors_match"] and se["dropped_match"]:
+        assert r.returncode == 0 and s["ok"], s["table"]
+    else:
+        # Exact serial counts are asserted by test_serial_faults.py on a daemon with the CPU to
+        # itself. Here six other processes compete with it; when the relay reports moments it
+        # could not know what the daemon had read (an unplug before the daemon drained the pty,
+        # or a command the daemon re-sent), the counts may differ, but no loss may go
+        # uncounted and every other check of the verdict must still pass.
+        relay = se["relay"]
+        assert relay["inexact_unplugs"] + relay["host_retries"] > 0, s["table"]
+        assert se["detected_dropped_frames"] >= relay["expected_dropped_frames"], s["table"]
+        strict = json.loads(json.dumps(s))
+        strict["serial"]["errors_match"] = strict["serial"]["dropped_match"] = True
+        assert soak.verdict(strict), s["table"]
     assert s["mixed"]
     # the serial, power-loss and overload phases ran at the same time, and every fuzzing
     # process ran while they did (a small fuzz share can end before a slow spawn starts)
