@@ -189,18 +189,22 @@ cdef class LifKernel:
         """True when the step loop can take the specialised path (lif_kernel.h: se_prepare)."""
         return bool(self.k.fast)
 
-    def bind(self, v, i_syn, ref, x_pre, x_post, w, theta_a):
-        """A BoundState over these state arrays, checked here once (None when a check fails:
-        the caller then says what is wrong)."""
-        cdef BoundState b
+    cdef bint _state_ok(self, v, i_syn, ref, x_pre, x_post, w, theta_a):
+        """The state arrays have the kernel's dtypes and shapes, C order, writeable."""
         cdef int N = self.k.N
-        if not (_ok(v, cnp.NPY_INT32, 1, N, 0, True)
+        return (_ok(v, cnp.NPY_INT32, 1, N, 0, True)
                 and _ok(i_syn, cnp.NPY_INT32, 2, self.k.K, N, True)
                 and _ok(ref, cnp.NPY_INT32, 1, N, 0, True)
                 and _ok(x_pre, cnp.NPY_INT32, 1, self.n_pre, 0, True)
                 and _ok(x_post, cnp.NPY_INT32, 1, self.n_post, 0, True)
                 and _ok(w, cnp.NPY_INT16, 1, self.w_shape0, 0, True)
-                and _ok(theta_a, cnp.NPY_INT32, 1, N, 0, True)):
+                and _ok(theta_a, cnp.NPY_INT32, 1, N, 0, True))
+
+    def bind(self, v, i_syn, ref, x_pre, x_post, w, theta_a):
+        """A BoundState over these state arrays, checked here once (None when a check fails:
+        the caller then says what is wrong)."""
+        cdef BoundState b
+        if not self._state_ok(v, i_syn, ref, x_pre, x_post, w, theta_a):
             return None
         b = BoundState.__new__(BoundState)
         b.kern = self
@@ -236,13 +240,7 @@ cdef class LifKernel:
         if not (_ok(inp, cnp.NPY_UINT8, 2, -1, self.k.n_in, False)):
             return False
         T = <int>cnp.PyArray_DIM(inp, 0)
-        if not (_ok(v, cnp.NPY_INT32, 1, N, 0, True)
-                and _ok(i_syn, cnp.NPY_INT32, 2, self.k.K, N, True)
-                and _ok(ref, cnp.NPY_INT32, 1, N, 0, True)
-                and _ok(x_pre, cnp.NPY_INT32, 1, self.n_pre, 0, True)
-                and _ok(x_post, cnp.NPY_INT32, 1, self.n_post, 0, True)
-                and _ok(w, cnp.NPY_INT16, 1, self.w_shape0, 0, True)
-                and _ok(theta_a, cnp.NPY_INT32, 1, N, 0, True)
+        if not (self._state_ok(v, i_syn, ref, x_pre, x_post, w, theta_a)
                 and _ok(spikes, cnp.NPY_UINT8, 2, T, N, True)):
             return False
         if T == 0:
