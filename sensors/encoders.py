@@ -1010,9 +1010,13 @@ class Chain(SpikeEncoder):
         self.encoder: SpikeEncoder = last  # type: ignore[assignment]
         self.step_hz, self.step_hz_exact = last.step_hz, last.step_hz_exact
         self.n_out = last.n_out
-        widest = max([s.channels for s in stages] +
-                     [s.channels_out for s in stages[:-1]])  # type: ignore[attr-defined]
-        self._chunk = max(64, self.CHUNK_VALUES // widest)
+        # Values per input row at each stage: a stage that lowers the rate (the FFT
+        # filterbank: 16 samples per row out) holds fewer rows than the input has.
+        r0 = stages[0].in_rate_exact
+        widest = max([s.channels * s.in_rate_exact / r0 for s in stages] +
+                     [s.channels_out * s.out_rate_exact / r0  # type: ignore[attr-defined]
+                      for s in stages[:-1]])
+        self._chunk = max(64, int(self.CHUNK_VALUES / widest))
         # The compiled path skips a half-wave Rectify right before a Compress, which takes
         # max(x, 0) itself (the same values; -0.0 and 0.0 compress alike).
         self._fast_stages = [s for i, s in enumerate(stages[:-1])
@@ -1022,8 +1026,9 @@ class Chain(SpikeEncoder):
         self._plan = self._make_plan()
 
     #: the compiled path cuts long inputs into pieces of about this many values (rows times
-    #: the widest stage's channels), so every stage's scratch buffer stays small and in the
-    #: cache; by streaming exactness the spikes are the same as for the whole input
+    #: the widest stage's channels, scaled by its rate), so every stage's scratch buffer
+    #: stays small and in the cache; by streaming exactness the spikes are the same as for
+    #: the whole input
     CHUNK_VALUES = 32768
 
     def reset(self) -> None:
