@@ -21,6 +21,11 @@ cdef extern from "fastsig_loops.h" nogil:
                           int S, int B, double* out)
     void se_bin_add_f64(const double* x, Py_ssize_t rows, int C, int64_t* acc,
                         double qscale, double qlimit)
+    int se_scale_pos_f64(const double* x, Py_ssize_t n, double ref, double* out)
+    void se_fft_band_pool(const double* spec, Py_ssize_t m, Py_ssize_t stride, int lo,
+                          int nbins, const int64_t* starts, int nseg, const int64_t* w_up,
+                          int bands, double norm, double qscale, double qlimit, int64_t* p,
+                          uint64_t* up, uint64_t* whole, double* out)
 
 cdef double QSCALE = 1048576.0          # 2**20, sensors.encoders._QSCALE
 cdef double QLIMIT = 1125899906842624.0  # 2**50, sensors.encoders._QLIMIT
@@ -77,6 +82,20 @@ def filterbank(const double[::1] x, const double[:, :, ::1] coef, double[:, :, :
         return True
     with nogil:
         ok = se_filterbank_f64(&x[0], n, &coef[0, 0, 0], &zi[0, 0, 0], S, B, &out[0, 0])
+    return ok != 0
+
+
+def scale_pos(const double[:, ::1] x, double ref, double[:, ::1] out):
+    """``out = np.maximum(x, 0) / ref`` for finite ``x`` (``Compress`` before its log1p or
+    sqrt), in one pass. Returns False when a quotient overflowed to inf."""
+    cdef Py_ssize_t n = x.shape[0] * x.shape[1]
+    cdef int ok
+    if out.shape[0] != x.shape[0] or out.shape[1] != x.shape[1]:
+        raise ValueError("scale_pos: shapes do not match")
+    if n == 0:
+        return True
+    with nogil:
+        ok = se_scale_pos_f64(&x[0, 0], n, ref, &out[0, 0])
     return ok != 0
 
 
@@ -195,38 +214,22 @@ def fft_band_pool(const double complex[:, ::1] spec, int lo, int nbins,
                   const int64_t[::1] starts, const int64_t[::1] w_up, int bands,
                   double norm, double[:, ::1] out):
     """``FftFilterbank`` after the FFT: power of bins lo..lo+nbins as int64 (truncated),
-    pooled exactly into triangular bands (64-bit wrap-around sums, as NumPy), times norm."""
-    cdef Py_ssize_t m = spec.shape[0], f
-    cdef int s, j, a, b, nseg = <int>starts.shape[0]
-    cdef double re, im, p
-    cdef int64_t pi
-    cdef uint64_t up_s, whole_s
+    pooled exactly into triangular bands (64-bit wrap-around sums, as NumPy), times norm
+    (``se_fft_band_pool`` in ``fastsig_loops.h``)."""
+    cdef Py_ssize_t m = spec.shape[0]
+    cdef int nseg = <int>starts.shape[0]
+    cdef int64_t p[4096]
     cdef uint64_t up[4096]
     cdef uint64_t whole[4096]
-    if nseg > 4096:
-        raise ValueError("too many bands")
+    if nseg > 4096 or nbins > 4096 or nseg != bands + 1 or w_up.shape[0] < nbins \
+            or lo < 0 or lo + nbins > spec.shape[1] or out.shape[0] < m \
+            or out.shape[1] != bands:
+        raise ValueError("fft_band_pool: shapes do not match")
+    if m == 0:
+        return None
     with nogil:
-        for f in range(m):
-            for s in range(nseg):
-                a = <int>starts[s]
-                b = <int>starts[s + 1] if s + 1 < nseg else nbins
-                up_s = 0
-                whole_s = 0
-                for j in range(a, b):
-                    re = spec[f, lo + j].real
-                    im = spec[f, lo + j].imag
-                    p = re * re
-                    p = p + im * im
-                    p = p * QSCALE
-                    if p > QLIMIT:
-                        p = QLIMIT
-                    pi = <int64_t>p
-                    up_s += <uint64_t>pi * <uint64_t>w_up[j]
-                    whole_s += <uint64_t>pi
-                up[s] = up_s
-                whole[s] = whole_s * 256u
-            for s in range(bands):
-                out[f, s] = <double>(<int64_t>(up[s] + (whole[s + 1] - up[s + 1]))) * norm
+        se_fft_band_pool(<const double*>&spec[0, 0], m, spec.shape[1], lo, nbins, &starts[0],
+                         nseg, &w_up[0], bands, norm, QSCALE, QLIMIT, p, up, whole, &out[0, 0])
     return None
 
 

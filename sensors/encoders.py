@@ -731,12 +731,16 @@ class Compress(Transform):
 
     def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
         y = self._scratch(x.shape[0], x.shape[1])
-        np.maximum(x, 0.0, out=y)
-        np.divide(y, self.ref, out=y)
-        (np.log1p if self.mode == "log" else np.sqrt)(y, out=y)
         # The input is finite, so y >= 0 and never NaN; only an overflow of x / ref gives
-        # inf, and then the largest value is inf (log1p and sqrt are increasing).
-        return y, not y.size or bool(y.max() < np.inf)
+        # inf, which log1p and sqrt keep.
+        if _fast is not None and x.flags.c_contiguous and x.dtype == np.float64:
+            finite = _fast.scale_pos(x, self.ref, y)
+        else:
+            np.maximum(x, 0.0, out=y)
+            np.divide(y, self.ref, out=y)
+            finite = not y.size or bool(y.max() < np.inf)
+        (np.log1p if self.mode == "log" else np.sqrt)(y, out=y)
+        return y, finite
 
 
 class Gain(Transform):

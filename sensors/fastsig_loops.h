@@ -23,6 +23,18 @@
 #include <emmintrin.h>
 #endif
 
+/* On x86-64 GCC builds for Linux the filterbank and the compression prefix get SIMD clones
+ * (AVX2, AVX-512) chosen at load time, while the default clone keeps the build portable.
+ * Every clone does the same IEEE operations in the same order (no contraction: see above),
+ * so the results do not depend on the clone. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(SPIKEEDGE_NO_CLONES) && defined(__linux__)
+#define SE_SIG_CLONES __attribute__((target_clones("default", "avx2", "arch=x86-64-v4")))
+#else
+#define SE_SIG_CLONES
+#endif
+
+SE_SIG_CLONES
 static int se_filterbank_f64(const double *restrict x, ptrdiff_t n,
                              const double *restrict coef, double *restrict zi,
                              int S, int B, double *restrict out)
@@ -50,8 +62,65 @@ static int se_filterbank_f64(const double *restrict x, ptrdiff_t n,
             }
         }
     }
+    /* v - v is 0 for finite v and NaN for inf or NaN: a branch-free test that vectorizes */
     for (ptrdiff_t k = 0; k < n * (ptrdiff_t)B; k++)
-        finite &= isfinite(out[k]) != 0;
+        finite &= (out[k] - out[k]) == 0.0;
+    return finite;
+}
+
+/* FftFilterbank after the FFT (_fastsig.fft_band_pool): for each of m frames, the power of
+ * bins lo..lo+nbins (spec holds interleaved re, im of `stride` bins per frame) is scaled,
+ * capped at qlimit and truncated to int64, then pooled into the triangular bands: segment s
+ * (bins starts[s]..starts[s+1]) sums p * w_up and p in 64-bit wrap-around arithmetic, as
+ * NumPy's int64 reduceat does; band b is up[b] + 256 * whole[b+1] - up[b+1], times norm. */
+SE_SIG_CLONES
+static void se_fft_band_pool(const double *restrict spec, ptrdiff_t m, ptrdiff_t stride,
+                             int lo, int nbins, const int64_t *restrict starts, int nseg,
+                             const int64_t *restrict w_up, int bands, double norm,
+                             double qscale, double qlimit, int64_t *restrict p,
+                             uint64_t *restrict up, uint64_t *restrict whole,
+                             double *restrict out)
+{
+    for (ptrdiff_t f = 0; f < m; f++) {
+        const double *restrict ri = spec + 2 * (f * stride + lo);
+        for (int j = 0; j < nbins; j++) {
+            const double re = ri[2 * j], im = ri[2 * j + 1];
+            double q = re * re;
+            q = q + im * im;
+            q = q * qscale;
+            q = q > qlimit ? qlimit : q;
+            p[j] = (int64_t)q;
+        }
+        for (int s = 0; s < nseg; s++) {
+            const int a = (int)starts[s], b = s + 1 < nseg ? (int)starts[s + 1] : nbins;
+            uint64_t us = 0, ws = 0;
+            for (int j = a; j < b; j++) {
+                us += (uint64_t)p[j] * (uint64_t)w_up[j];
+                ws += (uint64_t)p[j];
+            }
+            up[s] = us;
+            whole[s] = ws * 256u;
+        }
+        double *restrict row = out + f * (ptrdiff_t)bands;
+        for (int s = 0; s < bands; s++)
+            row[s] = (double)(int64_t)(up[s] + (whole[s + 1] - up[s + 1])) * norm;
+    }
+}
+
+/* Compress's prefix (sensors.encoders.Compress): out[k] = max(x[k], 0) / ref, as NumPy's
+ * maximum and true_divide compute it for finite x (a negative zero becomes +0.0, which
+ * compresses alike). Returns 0 when a quotient overflowed to inf. */
+SE_SIG_CLONES
+static int se_scale_pos_f64(const double *restrict x, ptrdiff_t n, double ref,
+                            double *restrict out)
+{
+    int finite = 1;
+    for (ptrdiff_t k = 0; k < n; k++) {
+        const double v = x[k] > 0.0 ? x[k] : 0.0;
+        const double q = v / ref;
+        out[k] = q;
+        finite &= (q - q) == 0.0;
+    }
     return finite;
 }
 

@@ -131,6 +131,27 @@ def test_fft_filterbank_keeps_its_state_across_paths():
     assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("scale", [1e-6, 0.1, 1.0, 1e5, 1e9])
+def test_fft_band_pool_equals_numpy_from_silence_to_saturation(scale):
+    # 1e5 and 1e9 push bin powers past the 2**50 cap, where the int64 sums wrap as NumPy's do
+    x = scale * np.random.default_rng(11).standard_normal((3000, 1))
+    a, b = FftFilterbank(16000, 32), FftFilterbank(16000, 32)
+    want = a.process(x)
+    got = b._fast_apply(np.ascontiguousarray(x))[0]
+    assert got.shape == want.shape == (3000 // 16, 32)  # zeros before the first sample
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("mode", ["log", "sqrt"])
+def test_compiled_compress_equals_numpy(mode):
+    x = np.random.default_rng(12).standard_normal((777, 5)) * 1e-3
+    x[0, 0], x[1, 1] = -0.0, 0.0
+    c = Compress(1000, 5, mode, ref=3e-5)
+    y, finite = c._fast_apply(x)
+    assert finite and np.array_equal(y, c.process(x))
+    assert (y[x <= 0] == 0).all() and (y[x > 0] > 0).all()
+
+
 def test_compiled_compress_reports_overflow_as_non_finite():
     c = Compress(1000, 1, "log", ref=1e-300)
     y, finite = c._fast_apply(np.array([[1e300], [1.0]]))
