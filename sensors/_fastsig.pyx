@@ -11,7 +11,7 @@ module is not built. The QRS front end (band-pass, derivative, squaring, moving-
 integration) defines its own summation order (see ``QrsFront``).
 """
 from libc.math cimport ceil, fabs, floor, isfinite
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 import numpy as np
 
@@ -22,10 +22,13 @@ cdef extern from "fastsig_loops.h" nogil:
     void se_bin_add_f64(const double* x, Py_ssize_t rows, int C, int64_t* acc,
                         double qscale, double qlimit)
     int se_scale_pos_f64(const double* x, Py_ssize_t n, double ref, double* out)
-    void se_fft_band_pool(const double* spec, Py_ssize_t m, Py_ssize_t stride, int lo,
-                          int nbins, const int64_t* starts, int nseg, const int64_t* w_up,
-                          int bands, double norm, double qscale, double qlimit, int64_t* p,
-                          uint64_t* up, uint64_t* whole, double* out)
+    void se_fft_filterbank(const double* buf, Py_ssize_t m, Py_ssize_t hop, int M,
+                           const double* win, const int32_t* rev, const double* twr,
+                           const double* twi, const double* pcr, const double* pci, int lo,
+                           int nbins, const int64_t* starts, int nseg, const int64_t* w_up,
+                           int bands, double norm, double qscale, double qlimit,
+                           double* scratch, double* out)
+    int SE_FFT_LANES
 
 cdef double QSCALE = 1048576.0          # 2**20, sensors.encoders._QSCALE
 cdef double QLIMIT = 1125899906842624.0  # 2**50, sensors.encoders._QLIMIT
@@ -200,36 +203,37 @@ def lif_encode(const double[:, ::1] x, int64_t[::1] acc, int64_t cnt, double[::1
     return cnt
 
 
-def frames_windowed(const double[::1] full, const double[::1] win, int hop,
-                    double[:, ::1] out):
-    """out[f, j] = full[f * hop + j] * win[j] (FftFilterbank framing and Hann window)."""
-    cdef Py_ssize_t m = out.shape[0], w = out.shape[1], f, j
-    with nogil:
-        for f in range(m):
-            for j in range(w):
-                out[f, j] = full[f * hop + j] * win[j]
-
-
-def fft_band_pool(const double complex[:, ::1] spec, int lo, int nbins,
-                  const int64_t[::1] starts, const int64_t[::1] w_up, int bands,
-                  double norm, double[:, ::1] out):
-    """``FftFilterbank`` after the FFT: power of bins lo..lo+nbins as int64 (truncated),
-    pooled exactly into triangular bands (64-bit wrap-around sums, as NumPy), times norm
-    (``se_fft_band_pool`` in ``fastsig_loops.h``)."""
-    cdef Py_ssize_t m = spec.shape[0]
-    cdef int nseg = <int>starts.shape[0]
-    cdef int64_t p[4096]
-    cdef uint64_t up[4096]
-    cdef uint64_t whole[4096]
-    if nseg > 4096 or nbins > 4096 or nseg != bands + 1 or w_up.shape[0] < nbins \
-            or lo < 0 or lo + nbins > spec.shape[1] or out.shape[0] < m \
-            or out.shape[1] != bands:
-        raise ValueError("fft_band_pool: shapes do not match")
+def fft_filterbank(const double[::1] buf, Py_ssize_t m, Py_ssize_t hop,
+                   const double[::1] win, const int32_t[::1] rev, const double[::1] twr,
+                   const double[::1] twi, const double[::1] pcr, const double[::1] pci,
+                   int lo, const int64_t[::1] starts, const int64_t[::1] w_up, double norm,
+                   double[::1] scratch, double[:, ::1] out):
+    """``FftFilterbank`` for ``m`` frames of ``buf`` (one every ``hop`` samples): Hann window,
+    real FFT, power of bins lo..lo+nbins as int64 (truncated), pooled exactly into the
+    triangular bands, times norm, into ``out[:m]`` (``se_fft_filterbank`` in
+    ``fastsig_loops.h``, the same operations as ``FftFilterbank.process``)."""
+    cdef Py_ssize_t N = win.shape[0]
+    cdef int M = <int>(N // 2), nbins = <int>pcr.shape[0], nseg = <int>starts.shape[0]
+    cdef int bands = <int>out.shape[1]
+    cdef Py_ssize_t i
+    if N < 4 or N & (N - 1) or rev.shape[0] != M or twr.shape[0] != M // 2 \
+            or twi.shape[0] != M // 2 or pci.shape[0] != nbins or w_up.shape[0] != nbins \
+            or nseg != bands + 1 or lo < 0 or lo + nbins > M + 1 or hop < 1 or m < 0 \
+            or out.shape[0] < m or (m > 0 and (m - 1) * hop + N > buf.shape[0]) \
+            or scratch.shape[0] < (2 * M + nbins) * SE_FFT_LANES:
+        raise ValueError("fft_filterbank: shapes do not match")
+    for i in range(M):
+        if not 0 <= rev[i] < M:
+            raise ValueError("fft_filterbank: rev out of range")
+    for i in range(nseg):
+        if not 0 <= starts[i] < nbins or (i and starts[i] <= starts[i - 1]):
+            raise ValueError("fft_filterbank: starts out of range")
     if m == 0:
         return None
     with nogil:
-        se_fft_band_pool(<const double*>&spec[0, 0], m, spec.shape[1], lo, nbins, &starts[0],
-                         nseg, &w_up[0], bands, norm, QSCALE, QLIMIT, p, up, whole, &out[0, 0])
+        se_fft_filterbank(&buf[0], m, hop, M, &win[0], &rev[0], &twr[0], &twi[0], &pcr[0],
+                          &pci[0], lo, nbins, &starts[0], nseg, &w_up[0], bands, norm,
+                          QSCALE, QLIMIT, &scratch[0], &out[0, 0])
     return None
 
 

@@ -832,8 +832,13 @@ class FftFilterbank(Transform):
     Each frame is the ``window`` samples (Hann window) that end at the end of its step, so the
     front end is causal and frames never depend on how the input was split. The band pooling is
     done in 64-bit integers (exact). Output is band power (mean square, full scale 1).
-    ``window`` defaults to 32 ms (512 samples at 16 kHz), doubled when the bins are too coarse
-    for the narrow low-frequency ERB bands (64 ms at 8 kHz with 32 bands from 100 Hz).
+    ``window`` (a power of two) defaults to 32 ms rounded to a power of two (512 samples at 16
+    kHz), doubled when the bins are too coarse for the narrow low-frequency ERB bands (512 at
+    8 kHz with 32 bands from 100 Hz).
+
+    The FFT is the package's own radix-2 real FFT (:meth:`power`), written out operation by
+    operation in NumPy here and in C for the compiled path, so both give the same bits on every
+    platform and the spikes never depend on the NumPy version's FFT library.
     """
 
     WEIGHT_ONE = 256
@@ -856,8 +861,13 @@ class FftFilterbank(Transform):
         self.bands = int(bands)
         points = erb_space(fmin, fmax, self.bands + 2)
         self.centres = points[1:-1]
-        # Default window: 32 ms, doubled (up to 128 ms) until every band holds an FFT bin.
-        tries = [int(window)] if window else [round(0.032 * self.in_rate) * k for k in (1, 2, 4)]
+        # Default window: 32 ms rounded to a power of two, doubled (up to 4x) until every band
+        # holds an FFT bin.
+        if window is not None and (int(window) < 4 or int(window) & (int(window) - 1)):
+            raise EncoderConfigError(f"FftFilterbank: window must be a power of two >= 4, "
+                                     f"got {window}")
+        base = 1 << max(2, round(np.log2(0.032 * self.in_rate)))
+        tries = [int(window)] if window else [base * k for k in (1, 2, 4)]
         for self.window in tries:
             freqs = np.arange(self.window // 2 + 1) * self.in_rate / self.window
             seg = np.searchsorted(points, freqs, side="right") - 1  # interval of each bin
@@ -884,7 +894,58 @@ class FftFilterbank(Transform):
         self._norm = 1.0 / (float(np.sum(self._win**2)) * self.WEIGHT_ONE * _QSCALE)
         self._starts64 = self._starts.astype(np.int64)
         self._w_up = np.ascontiguousarray(self._w_up, dtype=np.int64)
+        self._fft_tables()
         self.reset()
+
+    def _fft_tables(self) -> None:
+        """Tables of the radix-2 FFT shared by both paths (same values, same bits)."""
+        M = self.window // 2
+        bits = M.bit_length() - 1
+        n = np.arange(M)
+        rev = np.zeros(M, dtype=np.int64)
+        for i in range(bits):
+            rev |= ((n >> i) & 1) << (bits - 1 - i)
+        self._rev = rev.astype(np.int32)
+        t = np.arange(M // 2)
+        self._twr = np.cos(2 * np.pi * t / M)
+        self._twi = -np.sin(2 * np.pi * t / M)
+        k = np.arange(self._lo, self._hi)
+        self._pcr = np.cos(2 * np.pi * k / self.window)
+        self._pci = -np.sin(2 * np.pi * k / self.window)
+        self._ka = k % M
+        self._kb = (M - self._ka) % M
+        # butterflies of each stage: positions a and b = a + half, twiddle index j * step
+        self._stages = []
+        half = 1
+        while half < M:
+            a = (np.arange(0, M, 2 * half)[:, None] + np.arange(half)[None, :]).ravel()
+            j = (a % (2 * half)) * (M // (2 * half))
+            self._stages.append((a, a + half, self._twr[j][:, None], self._twi[j][:, None]))
+            half *= 2
+        self._fft_scratch = np.empty((2 * M + (self._hi - self._lo)) * 8)
+
+    def power(self, frames: np.ndarray) -> np.ndarray:
+        """``|rfft(frames * window)|**2`` of bins lo..hi, ``frames`` [m, window]: the real FFT
+        as an M = window / 2 point complex FFT of the even and odd samples (radix 2,
+        decimation in time), then the split into bins. The compiled path
+        (``fastsig_loops.h``, ``se_fft_filterbank``) does exactly these operations."""
+        w = frames * self._win
+        zr = np.ascontiguousarray(w[:, 0::2][:, self._rev].T)  # [M, m]; position rev[n]
+        zi = np.ascontiguousarray(w[:, 1::2][:, self._rev].T)  # holds z[n] (rev is its inverse)
+        for a, b, wr, wi in self._stages:
+            br, bi = zr[b], zi[b]
+            tr = wr * br - wi * bi
+            ti = wr * bi + wi * br
+            xr, xi = zr[a], zi[a]
+            zr[b], zi[b] = xr - tr, xi - ti
+            zr[a], zi[a] = xr + tr, xi + ti
+        ar, ai, br, bi = zr[self._ka], zi[self._ka], zr[self._kb], zi[self._kb]
+        er, ei = (ar + br) * 0.5, (ai - bi) * 0.5
+        o_r, oi = (ai + bi) * 0.5, (br - ar) * 0.5
+        cr, ci = self._pcr[:, None], self._pci[:, None]
+        xr = er + (cr * o_r - ci * oi)
+        xi = ei + (cr * oi + ci * o_r)
+        return (xr * xr + xi * xi).T
 
     @property
     def channels_out(self) -> int:
@@ -900,8 +961,6 @@ class FftFilterbank(Transform):
         # twice; ``_keep`` is a view of them.
         self._buf = np.zeros(max(4 * self.window, 2 * self.window + 8192))
         self._klen = self.window - self.hop
-        self._frames = np.empty((0, self.window))
-        self._spec = np.empty((0, self.window // 2 + 1), dtype=np.complex128)
 
     @property
     def _keep(self) -> np.ndarray:
@@ -923,19 +982,12 @@ class FftFilterbank(Transform):
         if m == 0:
             return np.zeros((0, self.bands))
         frames = np.lib.stride_tricks.sliding_window_view(full, self.window)[:: self.hop][:m]
-        spec = np.fft.rfft(frames * self._win, axis=1)[:, self._lo : self._hi]
-        ri = np.ascontiguousarray(spec).view(np.float64)  # [m, 2 * bins]: re, im, re, ...
-        ri = ri * ri
-        power = ri[:, 0::2] + ri[:, 1::2]
+        power = self.power(frames)
         p = np.minimum(power * _QSCALE, _QLIMIT).astype(np.int64)  # truncation: exact, cheap
         up = np.add.reduceat(p * self._w_up, self._starts, axis=1)  # [m, bands + 1]
         whole = np.add.reduceat(p, self._starts, axis=1) * self.WEIGHT_ONE
         e = up[:, : self.bands] + (whole - up)[:, 1:]
         return e * self._norm
-
-    #: frames transformed per FFT call: the frames and spectra of one batch (about 0.5 MB)
-    #: stay in the cache between framing, FFT and pooling
-    FFT_BATCH = 64
 
     def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
         if _fast is None:
@@ -951,38 +1003,15 @@ class FftFilterbank(Transform):
         m = (total - (self.window - hop)) // hop
         out = self._scratch(m, self.bands)
         if m:
-            batch = min(m, self.FFT_BATCH)
-            if self._frames.shape[0] < batch:
-                self._frames = np.empty((batch, self.window))
-                self._spec = np.empty((batch, self.window // 2 + 1), dtype=np.complex128)
-            for a in range(0, m, batch):
-                b = min(m - a, batch)
-                frames, spec = self._frames[:b], self._spec[:b]
-                _fast.frames_windowed(buf[a * hop:], self._win, hop, frames)
-                _rfft_into(frames, spec)
-                _fast.fft_band_pool(spec, self._lo, self._hi - self._lo, self._starts64,
-                                    self._w_up, self.bands, self._norm, out[a:a + b])
+            _fast.fft_filterbank(buf, m, hop, self._win, self._rev, self._twr, self._twi,
+                                 self._pcr, self._pci, self._lo, self._starts64, self._w_up,
+                                 self._norm, self._fft_scratch, out)
             rest = total - m * hop
             buf[:rest] = buf[m * hop:total].copy()
             self._klen = rest
         else:
             self._klen = total
         return out, True
-
-
-def _rfft_into(frames: np.ndarray, spec: np.ndarray) -> None:
-    """``spec[...] = np.fft.rfft(frames, axis=1)``, into the buffer when NumPy can (>= 2.0)."""
-    global _RFFT_OUT
-    if _RFFT_OUT:
-        try:
-            np.fft.rfft(frames, axis=1, out=spec)
-            return
-        except TypeError:  # NumPy < 2.0: no out argument
-            _RFFT_OUT = False
-    spec[...] = np.fft.rfft(frames, axis=1)
-
-
-_RFFT_OUT = True
 
 
 class Chain(SpikeEncoder):

@@ -19,6 +19,7 @@ from spikeedge.sensors.encoders import (
     LIFEncoder,
     Rectify,
 )
+from spikeedge.sensors.errors import EncoderConfigError
 from spikeedge.sensors.presets import make_encoder
 
 pytestmark = pytest.mark.skipif(enc_mod._fast is None, reason="compiled sensor loops not built")
@@ -140,6 +141,40 @@ def test_fft_band_pool_equals_numpy_from_silence_to_saturation(scale):
     got = b._fast_apply(np.ascontiguousarray(x))[0]
     assert got.shape == want.shape == (3000 // 16, 32)  # zeros before the first sample
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("rate,window", [(16000, None), (8000, None), (4000, 64),
+                                         (16000, 2048)])
+def test_own_fft_is_the_dft(rate, window):
+    fb = FftFilterbank(rate, 8, window=window, fmin=300.0)
+    frames = np.random.default_rng(13).standard_normal((9, fb.window))
+    want = np.abs(np.fft.rfft(frames * fb._win, axis=1)[:, fb._lo:fb._hi]) ** 2
+    got = fb.power(frames)
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - want)) <= 1e-12 * want.max()
+
+
+def test_fft_window_must_be_a_power_of_two():
+    for bad in (400, 2, 0):
+        with pytest.raises(EncoderConfigError, match="power of two"):
+            FftFilterbank(16000, 8, window=bad)
+
+
+def test_compiled_fft_refuses_mismatched_tables():
+    fb = FftFilterbank(16000, 32)
+    buf, out = np.zeros(2000), np.zeros((10, 32))
+    args = [buf, 10, 16, fb._win, fb._rev, fb._twr, fb._twi, fb._pcr, fb._pci, fb._lo,
+            fb._starts64, fb._w_up, fb._norm, fb._fft_scratch, out]
+    enc_mod._fast.fft_filterbank(*args)                   # as the filterbank calls it
+    bad = {1: 200, 4: fb._rev[:-1], 5: fb._twr[:-1], 8: fb._pci[:-1], 9: 10 ** 6,
+           13: np.zeros(16), 14: np.zeros((10, 31))}
+    for i, value in bad.items():
+        with pytest.raises(ValueError, match="fft_filterbank"):
+            enc_mod._fast.fft_filterbank(*[value if j == i else a for j, a in enumerate(args)])
+    rev = fb._rev.copy()
+    rev[3] = 10 ** 6
+    with pytest.raises(ValueError, match="rev"):
+        enc_mod._fast.fft_filterbank(*[rev if j == 4 else a for j, a in enumerate(args)])
 
 
 @pytest.mark.parametrize("mode", ["log", "sqrt"])
