@@ -909,6 +909,8 @@ class FftFilterbank(Transform):
         t = np.arange(M // 2)
         self._twr = np.cos(2 * np.pi * t / M)
         self._twi = -np.sin(2 * np.pi * t / M)
+        if M >= 4:  # exactly -i at a quarter turn (cos gives 6e-17): the compiled path's
+            self._twr[M // 4], self._twi[M // 4] = 0.0, -1.0  # second stage skips products
         k = np.arange(self._lo, self._hi)
         self._pcr = np.cos(2 * np.pi * k / self.window)
         self._pci = -np.sin(2 * np.pi * k / self.window)

@@ -119,7 +119,28 @@ static void se_fft_filterbank(const double *restrict buf, ptrdiff_t m, ptrdiff_t
          * or four SSE2 registers (element-wise IEEE operations, never contracted) */
         typedef double v8d __attribute__((vector_size(64), aligned(8)));
         v8d *restrict vr = (v8d *)zr, *restrict vi = (v8d *)zi, *restrict vp = (v8d *)pw;
-        for (int half = 1; half < M; half *= 2) {
+        int half0 = 1;
+        if (M >= 4) {
+            /* the first two stages at once: their twiddles are exactly 1 and -i, so the
+             * products are skipped (same values, up to the sign of a zero, which the power
+             * squares away) */
+            for (int g = 0; g < M; g += 4) {
+                const v8d r0 = vr[g], i0 = vi[g], r1 = vr[g + 1], i1 = vi[g + 1];
+                const v8d r2 = vr[g + 2], i2 = vi[g + 2], r3 = vr[g + 3], i3 = vi[g + 3];
+                const v8d ar0 = r0 + r1, ai0 = i0 + i1, ar1 = r0 - r1, ai1 = i0 - i1;
+                const v8d ar2 = r2 + r3, ai2 = i2 + i3, ar3 = r2 - r3, ai3 = i2 - i3;
+                vr[g] = ar0 + ar2;
+                vi[g] = ai0 + ai2;
+                vr[g + 2] = ar0 - ar2;
+                vi[g + 2] = ai0 - ai2;
+                vr[g + 1] = ar1 + ai3;    /* t = -i * a3 = (ai3, -ar3) */
+                vi[g + 1] = ai1 - ar3;
+                vr[g + 3] = ar1 - ai3;
+                vi[g + 3] = ai1 + ar3;
+            }
+            half0 = 4;
+        }
+        for (int half = half0; half < M; half *= 2) {
             const int step = M / (2 * half);
             for (int b0 = 0; b0 < M; b0 += 2 * half) {
                 for (int j = 0; j < half; j++) {
