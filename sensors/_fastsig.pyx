@@ -11,7 +11,7 @@ module is not built. The QRS front end (band-pass, derivative, squaring, moving-
 integration) defines its own summation order (see ``QrsFront``).
 """
 from libc.math cimport ceil, fabs, floor, isfinite
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 
 import numpy as np
 
@@ -23,11 +23,11 @@ cdef extern from "fastsig_loops.h" nogil:
                         double qscale, double qlimit)
     int se_scale_pos_f64(const double* x, Py_ssize_t n, double ref, double* out)
     void se_fft_filterbank(const double* buf, Py_ssize_t m, Py_ssize_t hop, int M,
-                           const double* win, const int32_t* rev, const double* twr,
-                           const double* twi, const double* pcr, const double* pci, int lo,
+                           const float* win, const int32_t* rev, const float* twr,
+                           const float* twi, const float* pcr, const float* pci, int lo,
                            int nbins, const int64_t* starts, int nseg, const int64_t* w_up,
-                           int bands, double norm, double qscale, double qlimit,
-                           double* scratch, double* out)
+                           int bands, double norm, float qscale, float qlimit,
+                           float* scratch, double* out)
     int SE_FFT_LANES
 
 cdef double QSCALE = 1048576.0          # 2**20, sensors.encoders._QSCALE
@@ -204,14 +204,14 @@ def lif_encode(const double[:, ::1] x, int64_t[::1] acc, int64_t cnt, double[::1
 
 
 def fft_filterbank(const double[::1] buf, Py_ssize_t m, Py_ssize_t hop,
-                   const double[::1] win, const int32_t[::1] rev, const double[::1] twr,
-                   const double[::1] twi, const double[::1] pcr, const double[::1] pci,
+                   const float[::1] win, const int32_t[::1] rev, const float[::1] twr,
+                   const float[::1] twi, const float[::1] pcr, const float[::1] pci,
                    int lo, const int64_t[::1] starts, const int64_t[::1] w_up, double norm,
-                   double[::1] scratch, double[:, ::1] out):
+                   float[::1] scratch, double[:, ::1] out):
     """``FftFilterbank`` for ``m`` frames of ``buf`` (one every ``hop`` samples): Hann window,
-    real FFT, power of bins lo..lo+nbins as int64 (truncated), pooled exactly into the
-    triangular bands, times norm, into ``out[:m]`` (``se_fft_filterbank`` in
-    ``fastsig_loops.h``, the same operations as ``FftFilterbank.process``)."""
+    real FFT in single precision, power of bins lo..lo+nbins as int64 (truncated), pooled
+    exactly into the triangular bands, times norm, into ``out[:m]`` (``se_fft_filterbank``
+    in ``fastsig_loops.h``, the same operations as ``FftFilterbank.process``)."""
     cdef Py_ssize_t N = win.shape[0]
     cdef int M = <int>(N // 2), nbins = <int>pcr.shape[0], nseg = <int>starts.shape[0]
     cdef int bands = <int>out.shape[1]
@@ -233,7 +233,7 @@ def fft_filterbank(const double[::1] buf, Py_ssize_t m, Py_ssize_t hop,
     with nogil:
         se_fft_filterbank(&buf[0], m, hop, M, &win[0], &rev[0], &twr[0], &twi[0], &pcr[0],
                           &pci[0], lo, nbins, &starts[0], nseg, &w_up[0], bands, norm,
-                          QSCALE, QLIMIT, &scratch[0], &out[0, 0])
+                          <float>QSCALE, <float>QLIMIT, &scratch[0], &out[0, 0])
     return None
 
 

@@ -69,66 +69,88 @@ static int se_filterbank_f64(const double *restrict x, ptrdiff_t n,
 }
 
 /* FftFilterbank (_fastsig.fft_filterbank): the whole front end after framing, for m frames
- * of N = 2M samples (N a power of two) that start every `hop` samples of buf.
+ * of N = 2M samples (N a power of two) that start every `hop` samples of buf. Single
+ * precision (float) throughout the FFT, as FftFilterbank.power computes it in NumPy.
  *
- * 1. Hann window, and the real FFT of N points computed as a complex FFT of M points,
- *    z[n] = x[2n] + i x[2n+1], radix-2 decimation in time: z[n] goes to position rev[n] (bit
- *    reversal), then stages of butterflies a, b = a + half with the twiddle
- *    w = twr[j * step] + i twi[j * step] (twr[t] = cos(2 pi t / M), twi[t] = -sin(2 pi t / M)):
- *        t = w * z[b];  z[b] = z[a] - t;  z[a] = z[a] + t.
+ * 1. Hann window ((float) x times win), and the real FFT of N points computed as a complex
+ *    FFT of M points, z[n] = x[2n] + i x[2n+1], radix-2 decimation in time: z[n] goes to
+ *    position rev[n] (bit reversal), then stages of butterflies a, b = a + half with the
+ *    twiddle w = twr[j * step] + i twi[j * step] (twr[t] = cos(2 pi t / M),
+ *    twi[t] = -sin(2 pi t / M)):  t = w * z[b];  z[b] = z[a] - t;  z[a] = z[a] + t.
+ *    The first two stages, whose twiddles are exactly 1 and -i, skip the products (the same
+ *    values up to the sign of a zero, which the power squares away).
  * 2. The split: for bin k, with Z = z[k mod M] and Y = z[(M - k) mod M],
  *        E = (Z + conj Y) / 2,  O = (Z - conj Y) / 2i,  X[k] = E + (pcr + i pci) O
- *    (pcr = cos(2 pi k / N), pci = -sin(2 pi k / N)), and the power |X[k]|^2.
- * 3. The power of bins lo..lo+nbins, scaled, capped at qlimit and truncated to int64, pooled
- *    into the triangular bands: segment s (bins starts[s]..starts[s+1]) sums p * w_up and p
- *    in 64-bit wrap-around arithmetic, as NumPy's int64 reduceat does; band b is
- *    up[b] + 256 * whole[b+1] - up[b+1], times norm.
+ *    (pcr = cos(2 pi k / N), pci = -sin(2 pi k / N)), and the power |X[k]|^2 * qscale.
+ * 3. The power of bins lo..lo+nbins, capped at qlimit (NaN, from an overflowing input,
+ *    counts as the cap) and truncated to int64, pooled into the triangular bands: segment s
+ *    (bins starts[s]..starts[s+1]) sums p * w_up and p in 64-bit wrap-around arithmetic, as
+ *    NumPy's int64 reduceat does; band b is up[b] + 256 * whole[b+1] - up[b+1], times norm.
  *
- * Every expression is written out in the order FftFilterbank.process (NumPy) evaluates it, and
- * no multiply-add is fused, so both give the same bits on every platform. Eight frames run
- * side by side (the innermost loops run over them, so the compiler vectorizes across frames);
- * scratch holds 2 * M * 8 + 8 * nbins doubles. */
-#define SE_FFT_LANES 8
+ * No multiply-add is fused, so the NumPy reference gives the same bits on every platform.
+ * Sixteen frames run side by side as one GCC vector value (the innermost dimension), so an
+ * AVX-512 register holds one value of all sixteen; scratch holds (2 M + nbins) * 16 floats. */
+#define SE_FFT_LANES 16
+#if defined(__GNUC__) && !defined(SPIKEEDGE_NO_VECTOR_EXT)
+#define SE_FFT_VEC 1
+#endif
 
 SE_SIG_CLONES
 static void se_fft_filterbank(const double *restrict buf, ptrdiff_t m, ptrdiff_t hop, int M,
-                              const double *restrict win, const int32_t *restrict rev,
-                              const double *restrict twr, const double *restrict twi,
-                              const double *restrict pcr, const double *restrict pci,
+                              const float *restrict win, const int32_t *restrict rev,
+                              const float *restrict twr, const float *restrict twi,
+                              const float *restrict pcr, const float *restrict pci,
                               int lo, int nbins, const int64_t *restrict starts, int nseg,
                               const int64_t *restrict w_up, int bands, double norm,
-                              double qscale, double qlimit, double *restrict scratch,
+                              float qscale, float qlimit, float *restrict scratch,
                               double *restrict out)
 {
     enum { L = SE_FFT_LANES };
-    double *restrict zr = scratch;
-    double *restrict zi = scratch + (ptrdiff_t)M * L;
-    double *restrict pw = scratch + (ptrdiff_t)2 * M * L;
+    float *restrict zr = scratch;
+    float *restrict zi = scratch + (ptrdiff_t)M * L;
+    float *restrict pw = scratch + (ptrdiff_t)2 * M * L;
     for (ptrdiff_t f0 = 0; f0 < m; f0 += L) {
         const int nl = m - f0 < L ? (int)(m - f0) : L;
-        for (int l = 0; l < L; l++) {
-            /* lanes past the last frame repeat it; their results are never stored */
-            const double *restrict x = buf + (f0 + (l < nl ? l : nl - 1)) * hop;
+        if (nl == L) {
+            /* sixteen frames hop samples apart: sample 2n of every frame, then 2n + 1 */
+            const double *restrict x0 = buf + f0 * hop;
             for (int n = 0; n < M; n++) {
-                zr[(ptrdiff_t)rev[n] * L + l] = x[2 * n] * win[2 * n];
-                zi[(ptrdiff_t)rev[n] * L + l] = x[2 * n + 1] * win[2 * n + 1];
+                float *restrict dr = zr + (ptrdiff_t)rev[n] * L;
+                float *restrict di = zi + (ptrdiff_t)rev[n] * L;
+                const float we = win[2 * n], wo = win[2 * n + 1];
+                for (int l = 0; l < L; l++) {
+                    dr[l] = (float)x0[l * hop + 2 * n] * we;
+                    di[l] = (float)x0[l * hop + 2 * n + 1] * wo;
+                }
+            }
+        } else {
+            for (int l = 0; l < L; l++) {
+                /* lanes past the last frame repeat it; their results are never stored */
+                const double *restrict x = buf + (f0 + (l < nl ? l : nl - 1)) * hop;
+                for (int n = 0; n < M; n++) {
+                    zr[(ptrdiff_t)rev[n] * L + l] = (float)x[2 * n] * win[2 * n];
+                    zi[(ptrdiff_t)rev[n] * L + l] = (float)x[2 * n + 1] * win[2 * n + 1];
+                }
             }
         }
-#if defined(__GNUC__)
-        /* eight frames as one vector value: GCC and Clang lower it to one AVX-512, two AVX2
-         * or four SSE2 registers (element-wise IEEE operations, never contracted) */
-        typedef double v8d __attribute__((vector_size(64), aligned(8)));
-        v8d *restrict vr = (v8d *)zr, *restrict vi = (v8d *)zi, *restrict vp = (v8d *)pw;
+#ifdef SE_FFT_VEC
+        /* sixteen frames as one vector value: GCC and Clang lower it to one AVX-512, two AVX2
+         * or four SSE2 / NEON registers (element-wise IEEE operations, never contracted) */
+        typedef float vf __attribute__((vector_size(64), aligned(4)));
+        vf *restrict vr = (vf *)zr, *restrict vi = (vf *)zi, *restrict vp = (vf *)pw;
+#else
+        /* without vector types: the same operations, one frame at a time */
+        typedef struct { float v[L]; } vf;
+        vf *vr = (vf *)zr, *vi = (vf *)zi, *vp = (vf *)pw;
+#endif
         int half0 = 1;
         if (M >= 4) {
-            /* the first two stages at once: their twiddles are exactly 1 and -i, so the
-             * products are skipped (same values, up to the sign of a zero, which the power
-             * squares away) */
             for (int g = 0; g < M; g += 4) {
-                const v8d r0 = vr[g], i0 = vi[g], r1 = vr[g + 1], i1 = vi[g + 1];
-                const v8d r2 = vr[g + 2], i2 = vi[g + 2], r3 = vr[g + 3], i3 = vi[g + 3];
-                const v8d ar0 = r0 + r1, ai0 = i0 + i1, ar1 = r0 - r1, ai1 = i0 - i1;
-                const v8d ar2 = r2 + r3, ai2 = i2 + i3, ar3 = r2 - r3, ai3 = i2 - i3;
+#ifdef SE_FFT_VEC
+                const vf r0 = vr[g], i0 = vi[g], r1 = vr[g + 1], i1 = vi[g + 1];
+                const vf r2 = vr[g + 2], i2 = vi[g + 2], r3 = vr[g + 3], i3 = vi[g + 3];
+                const vf ar0 = r0 + r1, ai0 = i0 + i1, ar1 = r0 - r1, ai1 = i0 - i1;
+                const vf ar2 = r2 + r3, ai2 = i2 + i3, ar3 = r2 - r3, ai3 = i2 - i3;
                 vr[g] = ar0 + ar2;
                 vi[g] = ai0 + ai2;
                 vr[g + 2] = ar0 - ar2;
@@ -137,6 +159,24 @@ static void se_fft_filterbank(const double *restrict buf, ptrdiff_t m, ptrdiff_t
                 vi[g + 1] = ai1 - ar3;
                 vr[g + 3] = ar1 - ai3;
                 vi[g + 3] = ai1 + ar3;
+#else
+                for (int l = 0; l < L; l++) {
+                    const float r0 = vr[g].v[l], i0 = vi[g].v[l];
+                    const float r1 = vr[g + 1].v[l], i1 = vi[g + 1].v[l];
+                    const float r2 = vr[g + 2].v[l], i2 = vi[g + 2].v[l];
+                    const float r3 = vr[g + 3].v[l], i3 = vi[g + 3].v[l];
+                    const float ar0 = r0 + r1, ai0 = i0 + i1, ar1 = r0 - r1, ai1 = i0 - i1;
+                    const float ar2 = r2 + r3, ai2 = i2 + i3, ar3 = r2 - r3, ai3 = i2 - i3;
+                    vr[g].v[l] = ar0 + ar2;
+                    vi[g].v[l] = ai0 + ai2;
+                    vr[g + 2].v[l] = ar0 - ar2;
+                    vi[g + 2].v[l] = ai0 - ai2;
+                    vr[g + 1].v[l] = ar1 + ai3;
+                    vi[g + 1].v[l] = ai1 - ar3;
+                    vr[g + 3].v[l] = ar1 - ai3;
+                    vi[g + 3].v[l] = ai1 + ar3;
+                }
+#endif
             }
             half0 = 4;
         }
@@ -144,69 +184,57 @@ static void se_fft_filterbank(const double *restrict buf, ptrdiff_t m, ptrdiff_t
             const int step = M / (2 * half);
             for (int b0 = 0; b0 < M; b0 += 2 * half) {
                 for (int j = 0; j < half; j++) {
-                    const double wr = twr[j * step], wi = twi[j * step];
+                    const float wr = twr[j * step], wi = twi[j * step];
                     const int a = b0 + j, b = a + half;
-                    const v8d br = vr[b], bi = vi[b], xr = vr[a], xi = vi[a];
-                    const v8d tr = wr * br - wi * bi;
-                    const v8d ti = wr * bi + wi * br;
+#ifdef SE_FFT_VEC
+                    const vf br = vr[b], bi = vi[b], xr = vr[a], xi = vi[a];
+                    const vf tr = wr * br - wi * bi;
+                    const vf ti = wr * bi + wi * br;
                     vr[b] = xr - tr;
                     vi[b] = xi - ti;
                     vr[a] = xr + tr;
                     vi[a] = xi + ti;
+#else
+                    for (int l = 0; l < L; l++) {
+                        const float br = vr[b].v[l], bi = vi[b].v[l];
+                        const float xr = vr[a].v[l], xi = vi[a].v[l];
+                        const float tr = wr * br - wi * bi;
+                        const float ti = wr * bi + wi * br;
+                        vr[b].v[l] = xr - tr;
+                        vi[b].v[l] = xi - ti;
+                        vr[a].v[l] = xr + tr;
+                        vi[a].v[l] = xi + ti;
+                    }
+#endif
                 }
             }
         }
         for (int q = 0; q < nbins; q++) {
             const int ka = (lo + q) % M, kb = (M - ka) % M;
-            const double cr = pcr[q], ci = pci[q];
-            const v8d ar = vr[ka], ai = vi[ka], br = vr[kb], bi = vi[kb];
-            const v8d er = (ar + br) * 0.5, ei = (ai - bi) * 0.5;
-            const v8d orr = (ai + bi) * 0.5, oi = (br - ar) * 0.5;
-            const v8d xr = er + (cr * orr - ci * oi);
-            const v8d xi = ei + (cr * oi + ci * orr);
-            v8d p = xr * xr;
+            const float cr = pcr[q], ci = pci[q];
+#ifdef SE_FFT_VEC
+            const vf ar = vr[ka], ai = vi[ka], br = vr[kb], bi = vi[kb];
+            const vf er = (ar + br) * 0.5f, ei = (ai - bi) * 0.5f;
+            const vf orr = (ai + bi) * 0.5f, oi = (br - ar) * 0.5f;
+            const vf xr = er + (cr * orr - ci * oi);
+            const vf xi = ei + (cr * oi + ci * orr);
+            vf p = xr * xr;
             p = p + xi * xi;
             vp[q] = p * qscale;  /* capped at qlimit below */
-        }
 #else
-        for (int half = 1; half < M; half *= 2) {
-            const int step = M / (2 * half);
-            for (int b0 = 0; b0 < M; b0 += 2 * half) {
-                for (int j = 0; j < half; j++) {
-                    const double wr = twr[j * step], wi = twi[j * step];
-                    double *ar = zr + (ptrdiff_t)(b0 + j) * L;
-                    double *ai = zi + (ptrdiff_t)(b0 + j) * L;
-                    double *br = zr + (ptrdiff_t)(b0 + j + half) * L;
-                    double *bi = zi + (ptrdiff_t)(b0 + j + half) * L;
-                    for (int l = 0; l < L; l++) {
-                        const double tr = wr * br[l] - wi * bi[l];
-                        const double ti = wr * bi[l] + wi * br[l];
-                        const double xr = ar[l], xi = ai[l];
-                        br[l] = xr - tr;
-                        bi[l] = xi - ti;
-                        ar[l] = xr + tr;
-                        ai[l] = xi + ti;
-                    }
-                }
-            }
-        }
-        for (int q = 0; q < nbins; q++) {
-            const int ka = (lo + q) % M, kb = (M - ka) % M;
-            const double cr = pcr[q], ci = pci[q];
-            const double *zar = zr + (ptrdiff_t)ka * L, *zai = zi + (ptrdiff_t)ka * L;
-            const double *zbr = zr + (ptrdiff_t)kb * L, *zbi = zi + (ptrdiff_t)kb * L;
-            double *pq = pw + (ptrdiff_t)q * L;
             for (int l = 0; l < L; l++) {
-                const double er = (zar[l] + zbr[l]) * 0.5, ei = (zai[l] - zbi[l]) * 0.5;
-                const double orr = (zai[l] + zbi[l]) * 0.5, oi = (zbr[l] - zar[l]) * 0.5;
-                const double xr = er + (cr * orr - ci * oi);
-                const double xi = ei + (cr * oi + ci * orr);
-                double p = xr * xr;
+                const float ar = vr[ka].v[l], ai = vi[ka].v[l];
+                const float br = vr[kb].v[l], bi = vi[kb].v[l];
+                const float er = (ar + br) * 0.5f, ei = (ai - bi) * 0.5f;
+                const float orr = (ai + bi) * 0.5f, oi = (br - ar) * 0.5f;
+                const float xr = er + (cr * orr - ci * oi);
+                const float xi = ei + (cr * oi + ci * orr);
+                float p = xr * xr;
                 p = p + xi * xi;
-                pq[l] = p * qscale;
+                vp[q].v[l] = p * qscale;
             }
-        }
 #endif
+        }
         for (int l = 0; l < nl; l++) {
             double *restrict row = out + (f0 + l) * (ptrdiff_t)bands;
             uint64_t up_prev = 0;
@@ -214,8 +242,8 @@ static void se_fft_filterbank(const double *restrict buf, ptrdiff_t m, ptrdiff_t
                 const int a = (int)starts[s], b = s + 1 < nseg ? (int)starts[s + 1] : nbins;
                 uint64_t us = 0, ws = 0;
                 for (int j = a; j < b; j++) {
-                    const double pd = pw[(ptrdiff_t)j * L + l];
-                    const uint64_t pj = (uint64_t)(int64_t)(pd > qlimit ? qlimit : pd);
+                    const float pf = pw[(ptrdiff_t)j * L + l];
+                    const uint64_t pj = (uint64_t)(int64_t)(pf <= qlimit ? pf : qlimit);
                     us += pj * (uint64_t)w_up[j];
                     ws += pj;
                 }

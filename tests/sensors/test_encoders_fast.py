@@ -151,7 +151,8 @@ def test_own_fft_is_the_dft(rate, window):
     want = np.abs(np.fft.rfft(frames * fb._win, axis=1)[:, fb._lo:fb._hi]) ** 2
     got = fb.power(frames)
     assert got.shape == want.shape
-    assert np.max(np.abs(got - want)) <= 1e-12 * want.max()
+    assert got.dtype == np.float32
+    assert np.max(np.abs(got - want)) <= 1e-5 * want.max()  # single precision
 
 
 def test_fft_window_must_be_a_power_of_two():
@@ -163,11 +164,11 @@ def test_fft_window_must_be_a_power_of_two():
 def test_compiled_fft_refuses_mismatched_tables():
     fb = FftFilterbank(16000, 32)
     buf, out = np.zeros(2000), np.zeros((10, 32))
-    args = [buf, 10, 16, fb._win, fb._rev, fb._twr, fb._twi, fb._pcr, fb._pci, fb._lo,
+    args = [buf, 10, 16, fb._win32, fb._rev, fb._twr, fb._twi, fb._pcr, fb._pci, fb._lo,
             fb._starts64, fb._w_up, fb._norm, fb._fft_scratch, out]
     enc_mod._fast.fft_filterbank(*args)                   # as the filterbank calls it
     bad = {1: 200, 4: fb._rev[:-1], 5: fb._twr[:-1], 8: fb._pci[:-1], 9: 10 ** 6,
-           13: np.zeros(16), 14: np.zeros((10, 31))}
+           13: np.zeros(16, np.float32), 14: np.zeros((10, 31))}
     for i, value in bad.items():
         with pytest.raises(ValueError, match="fft_filterbank"):
             enc_mod._fast.fft_filterbank(*[value if j == i else a for j, a in enumerate(args)])
