@@ -120,6 +120,20 @@ SCHEMA: dict[str, dict[str, Field]] = {
                            "moving average of the scores", check=_unit),
         "min_confidence": Field("float", 0.0, "decisions below this confidence are marked "
                                 "uncertain", check=_unit_closed),
+        "utterance": Field("choice", "auto", "utterance models: find utterances in the stream "
+                           "(live), or decide once at the end of the stream (off); auto: what "
+                           "the model says", choices=("auto", "live", "off")),
+        "utterance_threshold_db": Field("float", 0.0, "live utterances: dB above the noise "
+                                        "floor that makes a frame voiced (0: the model's, "
+                                        "else 12)", check=_ge0),
+        "utterance_min_dbfs": Field("float", 0.0, "live utterances: quietest voiced frame, dB "
+                                    "full scale, < 0 (0: the model's, else -60)",
+                                    check=lambda v: None if v <= 0 else "must be < 0 (or 0: "
+                                    "the model's)"),
+        "utterance_gap_ms": Field("float", 0.0, "live utterances: silence that ends an "
+                                  "utterance (0: the model's, else 300)", check=_ge0),
+        "utterance_max_s": Field("float", 0.0, "live utterances: longest utterance before it "
+                                 "is decided (0: the model's, else 2)", check=_ge0),
     },
     "learning": {
         "enabled": Field("bool", False, "let plastic projections learn (STDP)"),

@@ -257,6 +257,46 @@ def open_configured_source(cfg: dict, clock, program=None, first_try_only: bool 
     return src
 
 
+#: [decision] keys that override one live-utterance option of the model, and that option
+_UTTERANCE_KEYS = {"utterance_threshold_db": "threshold_db", "utterance_min_dbfs": "min_dbfs",
+                   "utterance_gap_ms": "gap_s", "utterance_max_s": "max_s"}
+
+
+def utterance_options(cfg: dict, decision: dict):
+    """The ``live_utterance`` argument of :class:`AppDecider` from the ``[decision]`` keys:
+    None (the model's ``decision.live`` as it is), False (one decision at the end of the
+    stream) or the model's options with the configured ones in their place, checked here so
+    that a bad combination is a :class:`ConfigError` naming the keys. Models that do not
+    decide per utterance ignore these keys."""
+    from .apps.stream import AppModelError, utterance_live_options
+    if decision.get("policy") != "utterance":
+        return None
+    d = cfg["decision"]
+    over = {opt: (d[k] / 1000.0 if k.endswith("_ms") else d[k])
+            for k, opt in _UTTERANCE_KEYS.items() if d[k]}
+    mode = d["utterance"]
+    if mode == "off":
+        return False
+    if mode == "auto" and not over:
+        return None
+    model = decision.get("live", True)
+    model_on = model is True or (isinstance(model, dict) and model.get("enabled", True)
+                                 is not False)
+    if mode == "auto" and not model_on:
+        raise ConfigError(f"[decision] {', '.join(k for k in _UTTERANCE_KEYS if d[k])}: the "
+                          "model decides once per stream (its decision.live is off); set "
+                          "[decision] utterance = 'live' to find utterances in the stream")
+    opts = {k: v for k, v in model.items() if k != "enabled"} if isinstance(model, dict) \
+        else {}
+    opts.update(over)
+    try:
+        utterance_live_options(opts, "[decision] utterance options")
+    except AppModelError as e:
+        raise ConfigError(f"{e} (from the model's decision.live and the [decision] "
+                          "utterance_* keys)") from None
+    return opts
+
+
 class Daemon:
     """The daemon; see the module docstring.
 
@@ -374,7 +414,9 @@ class Daemon:
                         f"[encoder] preset = {preset!r} gives {c.encoder.n_out} inputs for "
                         f"{c.source.channels} channel(s) at {c.source.rate:g} Hz, but the "
                         f"model takes {program.n_in}; pick the model's encoder")
-                c.decider = AppDecider(readout.app, c.source.rate, step_hz) if app else \
+                c.decider = AppDecider(readout.app, c.source.rate, step_hz,
+                                       live_utterance=utterance_options(
+                                           cfg, readout.app.decision)) if app else \
                     make_decider(readout, c.source.rate, step_hz,
                                  cfg["decision"]["smoothing"])
             # state and learning

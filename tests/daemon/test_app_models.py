@@ -87,6 +87,52 @@ def test_daemon_decides_each_utterance_live_with_bounded_memory(tmp_path):
     assert health[-1]["utterance"] == {"live": True, "buffered_steps": 0, "dropped": 0}
 
 
+def _bursts_wav(tmp_path):
+    import numpy as np
+    rate, rng = 8000, np.random.default_rng(1)
+    parts = []
+    for sil, dur in [(0.5, 0.4), (0.6, 0.3), (0.4, 0.7)]:
+        parts += [np.zeros(int(sil * rate)),
+                  0.3 * np.sin(2 * np.pi * 350 * np.arange(int(dur * rate)) / rate)]
+    x = np.concatenate(parts + [np.zeros(int(0.7 * rate))])
+    _write_wav(tmp_path / "b.wav", x + 5e-4 * rng.standard_normal(len(x)), rate)
+    return f"wav:{tmp_path / 'b.wav'}"
+
+
+@pytest.mark.parametrize("decision,n", [
+    ({}, 3),                                         # the model's options: one per burst
+    ({"utterance": "off"}, 1),                       # the whole stream, decided at its end
+    ({"utterance_gap_ms": 800.0}, 2),                # pauses no longer end one: 2.4 s of
+                                                     # bursts, cut once at max_s (2 s)
+    ({"utterance_threshold_db": 90.0}, 0),           # nothing is loud enough to be voiced
+    ({"utterance_min_dbfs": -5.0}, 0),               # the bursts peak near -10 dBFS
+    ({"utterance_max_s": 0.35}, 5),                  # 0.4 and 0.7 s bursts cut in two
+])
+def test_config_overrides_the_models_utterance_detector(tmp_path, decision, n):
+    cfg = make_cfg(_bursts_wav(tmp_path), source={"block_ms": 10.0},
+                   model={"path": "builtin:fsdd-digits"}, decision=decision)
+    _, recs = run_daemon(cfg)
+    assert len([r for r in recs if r["type"] == "decision"]) == n
+
+
+def test_bad_utterance_config_is_a_config_error_naming_the_option(tmp_path):
+    from spikeedge.config import ConfigError
+    from spikeedge.daemon import Daemon, utterance_options
+    cfg = make_cfg(_bursts_wav(tmp_path), model={"path": "builtin:fsdd-digits"},
+                   decision={"utterance_gap_ms": 5.0})           # shorter than a 10 ms frame
+    with pytest.raises(ConfigError, match="gap_s"):
+        Daemon(cfg)
+    dec = {"policy": "utterance", "live": False}
+    cfg["decision"]["utterance_gap_ms"] = 500.0
+    with pytest.raises(ConfigError, match="utterance = 'live'"):
+        utterance_options(cfg, dec)                               # the model has it off
+    cfg["decision"]["utterance"] = "live"
+    assert utterance_options(cfg, dec) == {"gap_s": 0.5}
+    assert utterance_options(cfg, {"policy": "window"}) is None   # not an utterance model
+    cfg["decision"]["utterance"] = "off"
+    assert utterance_options(cfg, {"policy": "utterance", "live": {"gap_s": 0.2}}) is False
+
+
 def test_daemon_on_real_utterances_matches_eval_per_file(tmp_path):
     """Twelve FSDD recordings in one stream, 0.5 s of quiet noise between them: one decision
     per recording, mostly the class ``eval`` gives each file."""
