@@ -14,7 +14,12 @@ and ``extras["readout_w"]`` float32 ``[n_classes, n_features]``, ``extras["reado
 Features (``feature: "counts"``, then ``transform`` none | sqrt | log1p applied elementwise):
 
 * window: spike counts of each readout neuron over the window; with ``hop_s`` (a divisor of
-  ``window_s``; default ``window_s``) windows overlap and one decision comes every ``hop_s``;
+  ``window_s``; default ``window_s``) windows overlap and one decision comes every ``hop_s``.
+  With ``baseline_s`` (label-free, causal adaptation to the wearer and the electrode contact)
+  each decision has twice the features: the transformed counts ``x`` and ``x - m``, where
+  ``m`` is each feature's ``baseline_q`` quantile (default 0: the minimum; at most 0.5; the
+  lower of two neighbours) over the last ``round(baseline_s / hop_s)`` decisions (this one
+  included): activity relative to the recent resting level;
 * utterance: the utterance (from the first to the last readout spike) cut into ``segments``
   equal parts, spike counts per neuron and part divided by the part's length in steps. In
   ``eval`` a file is one utterance; live (the daemon), :class:`LiveUtteranceFeaturizer` cuts
@@ -42,6 +47,17 @@ Features (``feature: "counts"``, then ``transform`` none | sqrt | log1p applied 
     shape even when ectopic beats are frequent (up to half of them). The current beat is not
     in its own reference; the first beat gives zeros.
 
+  Options of the third version (also label-free and causal):
+
+  - ``rr_irregularity: true`` (with ``rr_set: "log-ratio"``) appends :data:`RR_IRR_FEATURES`
+    after the RR features: the rhythm's irregularity (median absolute change of log RR over
+    the previous 10 beats) and the six log RR ratios times ``exp(-irregularity / 0.1)``, so
+    that a linear readout can trust prematurity in regular rhythm only;
+  - ``shape: {"window": K, "floor_mv": f, "parts": [...]}`` appends the beat-shape features of
+    the filtered lead itself (QRS width, correlation and distance to the patient's running
+    median beat, P wave, standardised morphology samples), last:
+    :mod:`spikeedge.apps.beatshape`. Needs ``post_s`` >= 0.4.
+
 Every featurizer has ``feed(samples, spikes) -> [decision dicts]`` (raw samples of the block,
 the engine's spikes for the steps the block produced) and ``flush()``; :func:`run_stream` is
 the pipeline source -> encoder -> engine -> featurizer -> readout that ``spikeedge eval`` and
@@ -55,9 +71,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SpikeEdgeError
+from .beatshape import PARTS as SHAPE_PARTS
+from .beatshape import BeatShape, shape_options
 
 __all__ = ["AppModelError", "AppReadout", "LiveUtteranceFeaturizer", "RR_FEATURES",
-           "RR_LOG_FEATURES", "RunningNorm",
+           "RR_IRR_FEATURES", "RR_LOG_FEATURES", "RunningNorm",
            "UTTERANCE_LIVE_DEFAULTS", "make_featurizer", "run_stream", "FloatRunner",
            "synaptic_events", "utterance_features", "utterance_live_options"]
 
@@ -67,6 +85,9 @@ RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr", "pre/local", "post/lo
                "pre/long", "post/pre")
 RR_LOG_FEATURES = ("log pre/local", "log post/local", "log pre/long", "log post/long",
                    "log post/pre", "log local/long", "pre_rr", "post_rr")
+RR_IRR_FEATURES = ("rr irregularity",) + tuple(f"{f} x regular" for f in RR_LOG_FEATURES[:6])
+#: the time constant of the regularity weight exp(-irregularity / IRR_SCALE)
+IRR_SCALE = 0.1
 RR_SETS = ("seconds", "log-ratio")
 POOLS = ("neuron", "population")
 
@@ -127,6 +148,8 @@ class AppReadout:
             win, hop = float(dec.get("window_s", 0)), float(dec["hop_s"])
             if not 0 < hop <= win or abs(win / hop - round(win / hop)) > 1e-6:
                 raise AppModelError(f"{where}: decision.hop_s must divide window_s")
+        if dec.get("policy") == "window":
+            _check_window_baseline(dec, where)
         r = cls(task=str(meta.get("task", "?")), labels=labels, population=pop,
                 neurons=neurons, transform=tr, decision=dict(dec),
                 encoder=str(enc.get("preset")), meta=meta,
@@ -156,14 +179,20 @@ class AppReadout:
     def n_features(self, step_hz: float) -> int:
         p = self.decision["policy"]
         if p == "window":
-            return self.n_neurons
+            return self.n_neurons * (2 if self.decision.get("baseline_s") is not None else 1)
         if p == "utterance":
             return self.n_neurons * int(self.decision.get("segments", 1))
         bins = (self.steps("pre_s", step_hz) + self.steps("post_s", step_hz)) \
             // self.steps("bin_s", step_hz)
         per_bin = len(self.pop_sizes) if self.decision.get("pool") == "population" \
             else self.n_neurons
-        return bins * per_bin + (len(RR_FEATURES) if self.decision.get("rr") else 0)
+        sh = self.decision.get("shape")
+        shape = 0 if sh is None or sh is False else sum(
+            len(SHAPE_PARTS[p]) for p in shape_options(sh, float(self.decision["post_s"]))["parts"])
+        rr = len(RR_FEATURES) if self.decision.get("rr") else 0
+        if self.decision.get("rr") and self.decision.get("rr_irregularity"):
+            rr += len(RR_IRR_FEATURES)
+        return bins * per_bin + rr + shape
 
     def finish(self, counts: np.ndarray) -> np.ndarray:
         x = np.asarray(counts, np.float64)
@@ -176,6 +205,27 @@ class AppReadout:
     def classify(self, features: np.ndarray) -> tuple[int, np.ndarray]:
         scores = self.w @ features + self.b
         return int(np.argmax(scores)), scores
+
+
+def _check_window_baseline(dec: dict, where: str) -> None:
+    b = dec.get("baseline_s")
+    if b is None:
+        return
+    win = dec.get("window_s")
+    hop = dec.get("hop_s", win)
+    if isinstance(b, bool) or not isinstance(b, (int, float)) or not np.isfinite(b) \
+            or not 0 < b <= 600:
+        raise AppModelError(f"{where}: decision.baseline_s must be a number of seconds in "
+                            f"(0, 600], got {b!r}")
+    if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not hop > 0:
+        raise AppModelError(f"{where}: decision.baseline_s needs a positive window_s / hop_s")
+    if round(b / hop) < 1:
+        raise AppModelError(f"{where}: decision.baseline_s ({b}) must be at least half of "
+                            f"hop_s ({hop})")
+    q = dec.get("baseline_q", 0.0)
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 0.5:
+        raise AppModelError(f"{where}: decision.baseline_q must be a number in [0, 0.5], "
+                            f"got {q!r}")
 
 
 def _check_beat(dec: dict, where: str) -> None:
@@ -191,6 +241,17 @@ def _check_beat(dec: dict, where: str) -> None:
                 or not f > 0:
             raise AppModelError(f"{where}: decision.norm needs an integer 'window' in "
                                 "1..4096 (beats) and a positive 'floor'")
+    irr = dec.get("rr_irregularity", False)
+    if not isinstance(irr, bool) or (irr and (not dec.get("rr")
+                                              or dec.get("rr_set") != "log-ratio")):
+        raise AppModelError(f"{where}: decision.rr_irregularity must be true or false, and "
+                            "true needs rr: true and rr_set: 'log-ratio'")
+    shape = dec.get("shape")
+    if shape is not None and shape is not False:
+        try:
+            shape_options(shape, float(dec.get("post_s", 0)))
+        except (TypeError, ValueError) as e:
+            raise AppModelError(f"{where}: {e}") from None
 
 
 class RunningNorm:
@@ -230,6 +291,13 @@ class WindowFeaturizer:
         self.counts = np.zeros(r.n_neurons, np.int64)
         self.steps = 0
         self.start = 0
+        b = r.decision.get("baseline_s")
+        # running minimum of the features over the last ``nb`` decisions (baseline_s)
+        self.nb = 0 if b is None else max(1, int(round(float(b) / float(
+            r.decision.get("hop_s", r.decision["window_s"])))))
+        self.q = float(r.decision.get("baseline_q", 0.0))
+        self.recent = np.zeros((self.nb, r.n_neurons))     # ring of the last nb features
+        self.n_recent = 0
 
     def feed(self, samples, spikes) -> list[dict]:
         out, a, t = [], 0, spikes.shape[0]
@@ -244,9 +312,16 @@ class WindowFeaturizer:
                 self.counts[:] = 0
                 self.start = self.steps
                 if len(self.hops) == self.k:
+                    x = self.r.finish(np.sum(self.hops, 0))
+                    if self.nb:
+                        self.recent[self.n_recent % self.nb] = x
+                        self.n_recent += 1
+                        h = self.recent[:min(self.n_recent, self.nb)]
+                        j = int(np.floor(self.q * (len(h) - 1)))    # the lower quantile
+                        m = h.min(0) if j == 0 else np.partition(h, j, axis=0)[j]
+                        x = np.concatenate([x, x - m])
                     out.append({"t0": (self.steps - self.k * self.hop) / self.step_hz,
-                                "t1": self.steps / self.step_hz,
-                                "features": self.r.finish(np.sum(self.hops, 0))})
+                                "t1": self.steps / self.step_hz, "features": x})
         return out
 
     def flush(self) -> list[dict]:
@@ -487,8 +562,12 @@ class BeatFeaturizer:
         self.template: np.ndarray | None = None
         self.pool = r.decision.get("pool", "neuron") == "population"
         self.log_rr = r.decision.get("rr_set", "seconds") == "log-ratio"
+        self.irr = bool(r.decision.get("rr_irregularity", False))
         norm = r.decision.get("norm")
         self.norm = RunningNorm(norm["window"], norm.get("floor", 0.5)) if norm else None
+        shape = r.decision.get("shape")
+        self.shape = BeatShape(rate, **shape_options(shape, float(r.decision["post_s"]))) \
+            if shape is not None and shape is not False else None
 
     def _step_of(self, sample: int) -> int:
         return int(sample * self.step_hz // self.rate)
@@ -505,9 +584,18 @@ class BeatFeaturizer:
         if self.log_rr:
             pre, post = max(pre, 1e-3), max(post, 1e-3)
             local, long = max(local, 1e-3), max(long, 1e-3)
-            return np.array([np.log(pre / local), np.log(post / local), np.log(pre / long),
-                             np.log(post / long), np.log(post / pre), np.log(local / long),
-                             pre, post])
+            f = np.array([np.log(pre / local), np.log(post / local), np.log(pre / long),
+                          np.log(post / long), np.log(post / pre), np.log(local / long),
+                          pre, post])
+            if self.irr:
+                # rhythm irregularity: median |change of log RR| over the previous beats (high
+                # in atrial fibrillation, where RR ratios say little about the beat's origin);
+                # the six RR ratios weighted by the regularity let a linear readout trust them
+                # in regular rhythm only
+                h = np.log(np.maximum(self.rr_hist[-self.LOCAL_BEATS:], 1e-3))
+                irr = float(np.median(np.abs(np.diff(h)))) if len(h) > 2 else 0.0
+                f = np.concatenate([f, [irr], f[:6] * np.exp(-irr / IRR_SCALE)])
+            return f
         return np.array([pre, post, local, long, pre / local, post / local, pre / long,
                          post / pre])
 
@@ -517,7 +605,8 @@ class BeatFeaturizer:
         st = self._step_of(cur)
         lo = st - self.pre
         feats = None
-        if lo >= 0 and self.steps - lo <= self.ring_len:
+        if lo >= 0 and self.steps - lo <= self.ring_len and \
+                (self.shape is None or self.shape.available(cur)):
             win = self.ring[np.arange(lo, st + self.post) % self.ring_len]
             h = self.r.n_neurons
             counts = win.reshape(-1, self.bin, h).sum(1, dtype=np.int64)
@@ -541,6 +630,8 @@ class BeatFeaturizer:
                 self.long_rr = pre if self.long_rr is None else \
                     (1 - self.LONG_ALPHA) * self.long_rr + self.LONG_ALPHA * pre
             feats = None if feats is None else np.concatenate([feats, rr])
+        if feats is not None and self.shape is not None:
+            feats = np.concatenate([feats, self.shape.features(cur)])
         if feats is None:
             self.skipped += 1
             return None
@@ -572,6 +663,8 @@ class BeatFeaturizer:
             self.steps += t
         x = np.asarray(samples, np.float64)
         x = x[:, self.channel] if x.ndim == 2 else x
+        if self.shape is not None:
+            self.shape.feed(x)
         self.beats.extend(int(b) for b in self.qrs.process(x))
         return self._ready(False)
 
