@@ -7,7 +7,7 @@ Bit-exact with the golden reference ``spikeedge.reference``; the arithmetic is t
 Eval); ``run`` then runs T steps with the GIL released and allocates nothing.
 """
 cimport numpy as cnp
-from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t
 
 import numpy as np
 
@@ -40,6 +40,8 @@ cdef extern from "lif_kernel.h" nogil:
         int n_in, N, K, G, P, L
         int decay_exact, theta_exact
         int prepared, fast
+        int isa
+        uint32_t nosat
         int64_t* acc
         int32_t* rowsum
         int32_t* spk
@@ -188,6 +190,21 @@ cdef class LifKernel:
     def specialised(self):
         """True when the step loop can take the specialised path (lif_kernel.h: se_prepare)."""
         return bool(self.k.fast)
+
+    @property
+    def paths(self):
+        """Which loops the step loop takes (lif_kernel.h: se_prepare): ``specialised``, ``isa``
+        (hand-written loops used on x86-64: 2 AVX-512, 1 AVX2, 0 none) and ``nosat`` (one
+        bool per population: its membrane update provably needs no clamp)."""
+        return {"specialised": bool(self.k.fast), "isa": int(self.k.isa),
+                "nosat": [bool((self.k.nosat >> g) & 1) for g in range(self.k.G - 1)]}
+
+    def limit_isa(self, int level):
+        """Use hand-written loops of at most this level (0: none); for tests that check each
+        level against the reference on one machine. Returns the level now in use."""
+        if 0 <= level < self.k.isa:
+            self.k.isa = level
+        return int(self.k.isa)
 
     cdef bint _state_ok(self, v, i_syn, ref, x_pre, x_post, w, theta_a):
         """The state arrays have the kernel's dtypes and shapes, C order, writeable."""

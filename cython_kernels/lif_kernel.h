@@ -17,7 +17,9 @@ enum {
     SE_KIND_DENSE = 0, SE_RULE_MULTIPLICATIVE = 1,
     SE_ROWS_PER_BATCH = 65535, /* int32 row sums of int16 weights stay exact below 65536 rows */
     /* limits of the specialised path (se_prepare): populations, projections */
-    SE_FAST_POPS = 16, SE_FAST_PROJ = 32, SE_FAST_CG = 2 * (SE_FAST_POPS + 1)
+    SE_FAST_POPS = 16, SE_FAST_PROJ = 32, SE_FAST_CG = 2 * (SE_FAST_POPS + 1),
+    /* additive rules whose weight range is tracked during a call (se_stdp) */
+    SE_STDP_RULES = 8
 };
 
 typedef struct {
@@ -46,6 +48,11 @@ typedef struct {
     /* per step, index ch * G + g: range of the decayed currents, bound of the step's sum */
     int32_t imax[SE_FAST_CG], imin[SE_FAST_CG];
     int64_t bnd[SE_FAST_CG];
+    /* per additive rule, during one se_steps call: 0 not known yet, 1 every weight of its
+     * projection lies in [lo, hi] (and only this rule changes them, so it stays there), 2 not */
+    int8_t w_range[SE_STDP_RULES];
+    /* x86-64: 2 when the CPU has AVX-512 (F, BW, VL, DQ), 1 with AVX2, else 0 (se_prepare) */
+    int isa;
 } se_kernel;
 
 SE_INLINE int64_t se_clip16(int64_t x, int64_t lo, int64_t hi) {
@@ -61,7 +68,7 @@ SE_INLINE void se_neurons(se_kernel *k, const uint8_t *inp, int32_t *v, int32_t 
     const int32_t *th = k->theta, *thr;
     k->grp_ptr[0] = 0;
     if (k->n_in > 0)
-        nspk = spk_collect_u8(inp, k->n_in, spk);
+        nspk = spk_collect_u8_isa(inp, k->n_in, spk, k->isa);
     k->grp_ptr[1] = nspk;
     lif_membrane_decay_q24(k->vnew, v, k->alpha_m, i_syn, k->beta, k->alpha_s, k->bias, k->K,
                            N, N, k->decay_exact);
@@ -74,7 +81,7 @@ SE_INLINE void se_neurons(se_kernel *k, const uint8_t *inp, int32_t *v, int32_t 
         int s0 = k->pop_start[g], n = k->pop_n[g];
         if (lif_threshold_s32(v + s0, k->vnew + s0, ref + s0, thr + s0, spikes + s0, n)) {
             int first = nspk;
-            nspk += spk_collect_u8(spikes + s0, n, spk + nspk);
+            nspk += spk_collect_u8_isa(spikes + s0, n, spk + nspk, k->isa);
             for (int i = first; i < nspk; i++) {
                 int j = s0 + spk[i];
                 if (k->reset_sub[j])
@@ -150,18 +157,27 @@ SE_INLINE void se_stdp(se_kernel *k, int32_t *x_pre, int32_t *x_post, int16_t *w
         int32_t a_pre = lrow[SE_PL_A_PRE], a_post = lrow[SE_PL_A_POST];
         int64_t lo = lrow[SE_PL_W_MIN], hi = lrow[SE_PL_W_MAX];
         int mult = lrow[SE_PL_RULE] == SE_RULE_MULTIPLICATIVE;
-        decay_q24_s32_scalar(xp, lrow[SE_PL_ALPHA_PRE], n_pre);
-        decay_q24_s32_scalar(yp, lrow[SE_PL_ALPHA_POST], n_post);
+        decay_q24_s32_isa(xp, lrow[SE_PL_ALPHA_PRE], n_pre, k->isa);
+        decay_q24_s32_isa(yp, lrow[SE_PL_ALPHA_POST], n_post, k->isa);
         int g_pre = prow[SE_PJ_SRC_GROUP];
-        for (int s = k->grp_ptr[g_pre]; s < k->grp_ptr[g_pre + 1]; s++) {
+        int pa = k->grp_ptr[g_pre], pb = k->grp_ptr[g_pre + 1];
+        int32_t lo16 = lo < INT16_MIN ? INT16_MIN : (int32_t)lo;
+        int32_t hi16 = hi > INT16_MAX ? INT16_MAX : (int32_t)hi;
+        /* presynaptic spikes: traces (read only by the column updates), then the rows */
+        for (int s = pa; s < pb; s++) {
             int i = k->spk[s];
             xp[i] = se_sat32((int64_t)xp[i] + a_pre);
-            if (mult)
-                stdp_row_mult_s16(W + (int64_t)i * n_post, yp, (int32_t)lo, (int32_t)hi, 0,
-                                  n_post);
-            else
-                stdp_row_s16(W + (int64_t)i * n_post, yp, lo < INT16_MIN ? INT16_MIN : (int32_t)lo,
-                             hi > INT16_MAX ? INT16_MAX : (int32_t)hi, n_post);
+        }
+        if (mult) {
+            for (int s = pa; s < pb; s++)
+                stdp_row_mult_s16(W + (int64_t)k->spk[s] * n_post, yp, (int32_t)lo, (int32_t)hi,
+                                  0, n_post);
+        } else if (lo16 <= INT16_MAX && hi16 >= INT16_MIN) {
+            if (pb > pa)
+                stdp_rows_add_s16(W, yp, k->spk + pa, pb - pa, n_post, lo16, hi16);
+        } else {
+            for (int s = pa; s < pb; s++)
+                stdp_row_s16(W + (int64_t)k->spk[s] * n_post, yp, lo16, hi16, n_post);
         }
         int g_post = k->tgt_group[p];
         int a = k->grp_ptr[g_post], b = k->grp_ptr[g_post + 1];
@@ -186,24 +202,23 @@ SE_INLINE void se_stdp(se_kernel *k, int32_t *x_pre, int32_t *x_post, int16_t *w
                 }
             }
         } else {
-            int32_t lo16 = lo < INT16_MIN ? INT16_MIN : (int32_t)lo;
-            int32_t hi16 = hi > INT16_MAX ? INT16_MAX : (int32_t)hi;
-            /* two columns per pass over the rows, then the odd one */
-            int s = 0;
-            for (; s + 2 <= ns; s += 2) {
-                int16_t *c0 = W + sj[s], *c1 = W + sj[s + 1];
-                for (int64_t i = 0; i < n_pre; i++) {
-                    int32_t d = se_trace_dw32(xp[i]);
-                    c0[i * n_post] = (int16_t)se_clip_w((int32_t)c0[i * n_post] + d, lo16, hi16);
-                    c1[i * n_post] = (int16_t)se_clip_w((int32_t)c1[i * n_post] + d, lo16, hi16);
+            /* whether every weight lies in [lo16, hi16]: checked once per call, when first
+             * needed; it then stays true, as long as no other rule changes these weights
+             * (every update of this rule ends in that clip) */
+            int inrange = 0;
+            if (rule < SE_STDP_RULES && lo16 <= hi16) {
+                if (k->w_range[rule] == 0) {
+                    int alone = 1;
+                    for (int r2 = 0; r2 < k->L; r2++)
+                        alone &= r2 == rule || k->plast[r2 * SE_PL_NCOL + SE_PL_PROJ] != p;
+                    /* lo16 <= hi16 and both within the int16 range here */
+                    k->w_range[rule] = alone && se_w_in_range(W, (int64_t)n_pre * n_post,
+                                                              (int16_t)lo16, (int16_t)hi16)
+                                       ? 1 : 2;
                 }
+                inrange = k->w_range[rule] == 1;
             }
-            if (s < ns) {
-                int16_t *c0 = W + sj[s];
-                for (int64_t i = 0; i < n_pre; i++)
-                    c0[i * n_post] = (int16_t)se_clip_w((int32_t)c0[i * n_post] +
-                                                        se_trace_dw32(xp[i]), lo16, hi16);
-            }
+            stdp_cols_add_block(W, xp, sj, ns, n_pre, n_post, lo16, hi16, inrange);
         }
     }
 }
@@ -231,6 +246,15 @@ static inline int se_uniform(const int32_t *c, int n) {
 
 static void se_prepare(se_kernel *k) {
     k->nosat = 0;
+    k->isa = 0;
+#if SE_X86_SIMD
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        k->isa = 2;
+    else if (__builtin_cpu_supports("avx2"))
+        k->isa = 1;
+#endif
     int fast = k->K >= 1 && k->K <= 2 && k->decay_exact && k->G - 1 <= SE_FAST_POPS &&
                k->P <= SE_FAST_PROJ;
     for (int g = 0; fast && g < k->G - 1; g++) {
@@ -287,6 +311,178 @@ static void se_prepare(se_kernel *k) {
     k->prepared = 1;
 }
 
+#if SE_X86_SIMD
+/* The fused pass of se_pop_fast (below) for the populations whose membrane update needs no
+ * clamp (NOSAT), in AVX2 and AVX-512 intrinsics, the same arithmetic: a 32x32->64-bit signed
+ * product (vpmuldq) works on the even int32 lanes; the odd lanes are shifted down by 32 bits
+ * for a second product. Of each 64-bit sum (tot + 2^23) only bits 24..55 are kept (NOSAT: the
+ * result fits int32, and the decays' results always do), so a logical shift gives the same
+ * bits as the contract's arithmetic one: even lanes shift right by 24, odd lanes left by 8
+ * (their bits 24..55 land in the upper half), and a blend recombines them in int32 lanes.
+ * Runs j = 0 .. n - n % 8 and returns where it stopped; st holds the running ranges of the
+ * decayed currents (max0, min0, max1, min1) and the "a neuron spiked" flag. */
+__attribute__((target("avx2"))) static inline int
+se_pop_avx2(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict i0,
+            int32_t *restrict i1, uint8_t *restrict sp, const int32_t *c, int32_t *st,
+            const int K, const int NOREF, const int SUB) {
+    /* c: am, b0, a0, b1, a1, th, vr, rsteps, dsub */
+    const __m256i AM = _mm256_set1_epi32(c[0]), B0 = _mm256_set1_epi32(c[1]);
+    const __m256i A0 = _mm256_set1_epi32(c[2]), B1 = _mm256_set1_epi32(c[3]);
+    const __m256i A1 = _mm256_set1_epi32(c[4]), TH = _mm256_set1_epi32(c[5]);
+    const __m256i VR = _mm256_set1_epi32(c[6]), RS = _mm256_set1_epi32(c[7]);
+    const __m256i DS = _mm256_set1_epi32(c[8]), HALF = _mm256_set1_epi64x(SE_HALF);
+    const __m256i Z = _mm256_setzero_si256();
+    const __m128i ONE8 = _mm_set1_epi8(1);
+    __m256i mx0 = _mm256_set1_epi32(st[0]), mn0 = _mm256_set1_epi32(st[1]);
+    __m256i mx1 = _mm256_set1_epi32(st[2]), mn1 = _mm256_set1_epi32(st[3]), anyv = Z;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(vv + j));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(i0 + j));
+        __m256i vo = _mm256_srli_epi64(v, 32), x0o = _mm256_srli_epi64(x0, 32);
+        __m256i te = _mm256_add_epi64(_mm256_mul_epi32(v, AM), _mm256_mul_epi32(x0, B0));
+        __m256i to = _mm256_add_epi64(_mm256_mul_epi32(vo, AM), _mm256_mul_epi32(x0o, B0));
+        __m256i de = _mm256_add_epi64(_mm256_mul_epi32(x0, A0), HALF);
+        __m256i dd = _mm256_add_epi64(_mm256_mul_epi32(x0o, A0), HALF);
+        __m256i d0 = _mm256_blend_epi32(_mm256_srli_epi64(de, SE_FRAC),
+                                        _mm256_slli_epi64(dd, 32 - SE_FRAC), 0xAA);
+        _mm256_storeu_si256((__m256i *)(void *)(i0 + j), d0);
+        mx0 = _mm256_max_epi32(mx0, d0);
+        mn0 = _mm256_min_epi32(mn0, d0);
+        if (K > 1) {
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(i1 + j));
+            __m256i x1o = _mm256_srli_epi64(x1, 32);
+            te = _mm256_add_epi64(te, _mm256_mul_epi32(x1, B1));
+            to = _mm256_add_epi64(to, _mm256_mul_epi32(x1o, B1));
+            __m256i e1 = _mm256_add_epi64(_mm256_mul_epi32(x1, A1), HALF);
+            __m256i o1 = _mm256_add_epi64(_mm256_mul_epi32(x1o, A1), HALF);
+            __m256i d1 = _mm256_blend_epi32(_mm256_srli_epi64(e1, SE_FRAC),
+                                            _mm256_slli_epi64(o1, 32 - SE_FRAC), 0xAA);
+            _mm256_storeu_si256((__m256i *)(void *)(i1 + j), d1);
+            mx1 = _mm256_max_epi32(mx1, d1);
+            mn1 = _mm256_min_epi32(mn1, d1);
+        }
+        te = _mm256_add_epi64(te, HALF);
+        to = _mm256_add_epi64(to, HALF);
+        __m256i vj = _mm256_blend_epi32(_mm256_srli_epi64(te, SE_FRAC),
+                                        _mm256_slli_epi64(to, 32 - SE_FRAC), 0xAA);
+        __m256i s = _mm256_cmpgt_epi32(vj, TH), r = Z;
+        if (!NOREF) {
+            r = _mm256_loadu_si256((const __m256i *)(const void *)(rr + j));
+            r = _mm256_add_epi32(r, _mm256_cmpgt_epi32(r, Z)); /* r -= (r > 0) */
+            __m256i act = _mm256_cmpeq_epi32(r, Z);
+            vj = _mm256_blendv_epi8(v, vj, act);
+            s = _mm256_and_si256(_mm256_cmpgt_epi32(vj, TH), act);
+        }
+        __m256i vres = SUB ? _mm256_sub_epi32(vj, DS) : VR;
+        _mm256_storeu_si256((__m256i *)(void *)(vv + j), _mm256_blendv_epi8(vj, vres, s));
+        if (!NOREF)
+            _mm256_storeu_si256((__m256i *)(void *)(rr + j), _mm256_blendv_epi8(r, RS, s));
+        __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        _mm_storel_epi64((__m128i *)(void *)(sp + j),
+                         _mm_and_si128(_mm_packs_epi16(p16, p16), ONE8));
+        anyv = _mm256_or_si256(anyv, s);
+    }
+    int32_t t[8];
+    _mm256_storeu_si256((__m256i *)(void *)t, mx0);
+    for (int q = 0; q < 8; q++)
+        st[0] = t[q] > st[0] ? t[q] : st[0];
+    _mm256_storeu_si256((__m256i *)(void *)t, mn0);
+    for (int q = 0; q < 8; q++)
+        st[1] = t[q] < st[1] ? t[q] : st[1];
+    if (K > 1) {
+        _mm256_storeu_si256((__m256i *)(void *)t, mx1);
+        for (int q = 0; q < 8; q++)
+            st[2] = t[q] > st[2] ? t[q] : st[2];
+        _mm256_storeu_si256((__m256i *)(void *)t, mn1);
+        for (int q = 0; q < 8; q++)
+            st[3] = t[q] < st[3] ? t[q] : st[3];
+    }
+    st[4] |= !_mm256_testz_si256(anyv, anyv);
+    return j;
+}
+
+/* se_pop_avx2 with 16 lanes and mask registers (AVX-512 F, BW, VL); the last n % 16 neurons
+ * take one more pass with masked loads and stores, so this always runs all n. */
+__attribute__((target(SE_AVX512))) static inline int
+se_pop_avx512(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict i0,
+              int32_t *restrict i1, uint8_t *restrict sp, const int32_t *c, int32_t *st,
+              const int K, const int NOREF, const int SUB) {
+    const __m512i AM = _mm512_set1_epi32(c[0]), B0 = _mm512_set1_epi32(c[1]);
+    const __m512i A0 = _mm512_set1_epi32(c[2]), B1 = _mm512_set1_epi32(c[3]);
+    const __m512i A1 = _mm512_set1_epi32(c[4]), TH = _mm512_set1_epi32(c[5]);
+    const __m512i VR = _mm512_set1_epi32(c[6]), RS = _mm512_set1_epi32(c[7]);
+    const __m512i DS = _mm512_set1_epi32(c[8]), HALF = _mm512_set1_epi64(SE_HALF);
+    const __m512i Z = _mm512_setzero_si512(), ONE = _mm512_set1_epi32(1);
+    const __m128i ONE8 = _mm_set1_epi8(1);
+    __m512i mx0 = _mm512_set1_epi32(st[0]), mn0 = _mm512_set1_epi32(st[1]);
+    __m512i mx1 = _mm512_set1_epi32(st[2]), mn1 = _mm512_set1_epi32(st[3]);
+    __mmask16 anym = 0;
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512i v = _mm512_maskz_loadu_epi32(m, vv + j);
+        __m512i x0 = _mm512_maskz_loadu_epi32(m, i0 + j);
+        __m512i vo = _mm512_srli_epi64(v, 32), x0o = _mm512_srli_epi64(x0, 32);
+        __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, AM), _mm512_mul_epi32(x0, B0));
+        __m512i to = _mm512_add_epi64(_mm512_mul_epi32(vo, AM), _mm512_mul_epi32(x0o, B0));
+        __m512i de = _mm512_add_epi64(_mm512_mul_epi32(x0, A0), HALF);
+        __m512i dd = _mm512_add_epi64(_mm512_mul_epi32(x0o, A0), HALF);
+        __m512i d0 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(de, SE_FRAC),
+                                             _mm512_slli_epi64(dd, 32 - SE_FRAC));
+        _mm512_mask_storeu_epi32(i0 + j, m, d0);
+        mx0 = _mm512_mask_max_epi32(mx0, m, mx0, d0);
+        mn0 = _mm512_mask_min_epi32(mn0, m, mn0, d0);
+        if (K > 1) {
+            __m512i x1 = _mm512_maskz_loadu_epi32(m, i1 + j);
+            __m512i x1o = _mm512_srli_epi64(x1, 32);
+            te = _mm512_add_epi64(te, _mm512_mul_epi32(x1, B1));
+            to = _mm512_add_epi64(to, _mm512_mul_epi32(x1o, B1));
+            __m512i e1 = _mm512_add_epi64(_mm512_mul_epi32(x1, A1), HALF);
+            __m512i o1 = _mm512_add_epi64(_mm512_mul_epi32(x1o, A1), HALF);
+            __m512i d1 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(e1, SE_FRAC),
+                                                 _mm512_slli_epi64(o1, 32 - SE_FRAC));
+            _mm512_mask_storeu_epi32(i1 + j, m, d1);
+            mx1 = _mm512_mask_max_epi32(mx1, m, mx1, d1);
+            mn1 = _mm512_mask_min_epi32(mn1, m, mn1, d1);
+        }
+        te = _mm512_add_epi64(te, HALF);
+        to = _mm512_add_epi64(to, HALF);
+        __m512i vj = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, SE_FRAC),
+                                             _mm512_slli_epi64(to, 32 - SE_FRAC));
+        __m512i r = Z;
+        __mmask16 s;
+        if (!NOREF) {
+            r = _mm512_maskz_loadu_epi32(m, rr + j);
+            r = _mm512_mask_sub_epi32(r, _mm512_cmpgt_epi32_mask(r, Z), r, ONE); /* r -= r > 0 */
+            __mmask16 act = _mm512_cmpeq_epi32_mask(r, Z);
+            vj = _mm512_mask_blend_epi32(act, v, vj);
+            s = _mm512_mask_cmpgt_epi32_mask(act & m, vj, TH);
+        } else {
+            s = _mm512_mask_cmpgt_epi32_mask(m, vj, TH);
+        }
+        __m512i vres = SUB ? _mm512_sub_epi32(vj, DS) : VR;
+        _mm512_mask_storeu_epi32(vv + j, m, _mm512_mask_blend_epi32(s, vj, vres));
+        if (!NOREF)
+            _mm512_mask_storeu_epi32(rr + j, m, _mm512_mask_blend_epi32(s, r, RS));
+        _mm_mask_storeu_epi8(sp + j, m, _mm_maskz_mov_epi8(s, ONE8));
+        anym |= s;
+    }
+    int32_t x;
+    x = _mm512_reduce_max_epi32(mx0);
+    st[0] = x > st[0] ? x : st[0];
+    x = _mm512_reduce_min_epi32(mn0);
+    st[1] = x < st[1] ? x : st[1];
+    if (K > 1) {
+        x = _mm512_reduce_max_epi32(mx1);
+        st[2] = x > st[2] ? x : st[2];
+        x = _mm512_reduce_min_epi32(mn1);
+        st[3] = x < st[3] ? x : st[3];
+    }
+    st[4] |= anym != 0;
+    return n;
+}
+#endif
+
 /* Steps 1-5 for population g with its constants as scalars. K, NOREF (no refractory counter
  * can be non-zero), SUB (reset by subtraction) and NOSAT (the membrane clamp cannot act,
  * se_prepare) are constants at every call site, so each combination compiles to its own
@@ -308,7 +504,19 @@ SE_INLINE int se_pop_fast(se_kernel *k, int g, int32_t *v, int32_t *i_syn, int32
     int32_t *restrict i1 = i_syn + (K > 1 ? N : 0) + s0;
     uint8_t *restrict sp = spikes + s0;
     int32_t mx0 = INT32_MIN, mn0 = INT32_MAX, mx1 = INT32_MIN, mn1 = INT32_MAX, any = 0;
-    for (int j = 0; j < n; j++) {
+    int j = 0;
+#if SE_X86_SIMD
+    if (NOSAT && k->isa) {
+        int32_t c[9] = {am, b0, a0, b1, a1, th, vr, rsteps, dsub};
+        int32_t st[5] = {mx0, mn0, mx1, mn1, 0};
+        if (k->isa == 2)
+            j = se_pop_avx512(n, vv, rr, i0, i1, sp, c, st, K, NOREF, SUB);
+        else
+            j = se_pop_avx2(n, vv, rr, i0, i1, sp, c, st, K, NOREF, SUB);
+        mx0 = st[0], mn0 = st[1], mx1 = st[2], mn1 = st[3], any = st[4];
+    }
+#endif
+    for (; j < n; j++) {  /* all of it, or the last n % lanes after the SIMD loop */
         int32_t vj = vv[j], x0 = i0[j], x1 = K > 1 ? i1[j] : 0;
         int64_t tot = (int64_t)vj * am + (int64_t)x0 * b0;
         if (K > 1)
@@ -364,7 +572,7 @@ SE_INLINE void se_neurons_fast(se_kernel *k, const uint8_t *inp, int32_t *v, int
     int32_t *spk = k->spk;
     k->grp_ptr[0] = 0;
     if (k->n_in > 0)
-        nspk = spk_collect_u8(inp, k->n_in, spk);
+        nspk = spk_collect_u8_isa(inp, k->n_in, spk, k->isa);
     k->grp_ptr[1] = nspk;
     for (int g = 0; g < k->G - 1; g++) {
         int s0 = k->pop_start[g], c = 0;
@@ -389,7 +597,7 @@ SE_INLINE void se_neurons_fast(se_kernel *k, const uint8_t *inp, int32_t *v, int
             SE_POP_FAST_CASE(2, 1, 1, 1)
         }
         if (c)
-            nspk += spk_collect_u8(spikes + s0, k->pop_n[g], spk + nspk);
+            nspk += spk_collect_u8_isa(spikes + s0, k->pop_n[g], spk + nspk, k->isa);
         k->grp_ptr[g + 2] = nspk;
     }
 }
@@ -469,6 +677,9 @@ static void se_steps(se_kernel *k, const uint8_t *inp, int T, int32_t *v, int32_
     int N = k->N, K = k->K;
     if (!k->prepared)
         se_prepare(k);
+    /* the weights may have changed between calls: their range is checked again when first
+     * needed; not for a short call, where that pass over them would cost more than it saves */
+    memset(k->w_range, T >= 16 ? 0 : 2, sizeof k->w_range);
     int fast = k->fast && !adaptive;
     uint32_t noref = 0;
     for (int g = 0; fast && g < k->G - 1; g++) {
@@ -479,6 +690,12 @@ static void se_steps(se_kernel *k, const uint8_t *inp, int T, int32_t *v, int32_
     }
     for (int t = 0; t < T; t++) {
         const uint8_t *in_t = k->n_in > 0 ? inp + (int64_t)t * k->n_in : NULL;
+#if defined(__GNUC__)
+        /* the next step's input row: a hint, so that its cache misses overlap this step */
+        if (t + 1 < T)
+            for (int o = 0; o < k->n_in; o += 64)
+                __builtin_prefetch(in_t + k->n_in + o);
+#endif
         if (fast) {
             se_neurons_fast(k, in_t, v, i_syn, ref, spikes + (int64_t)t * N, noref);
             if (!se_propagate_direct(k, w, i_syn)) {
