@@ -477,6 +477,8 @@ SE_INLINE uint64_t spk_mask64_u8(const uint8_t *restrict x) {
     for (int q = 0; q < 8; q++) {
         uint64_t word;
         memcpy(&word, x + 8 * q, 8);
+        if (!word) /* inputs are sparse: most words hold no spike */
+            continue;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
         word = __builtin_bswap64(word);
 #endif
