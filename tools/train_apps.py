@@ -277,15 +277,26 @@ def main(argv=None) -> int:
         train_acc = float(np.mean(predict(W, b, X[sel]) == y[sel]))
         meta["training"] = {"data": Path(args.data).name, "examples": int(sel.sum()),
                             "train_accuracy": train_acc, "seed": args.seed, "fit": cfg["fit"]}
-        out = args.out or str(Path(__file__).resolve().parents[1] / "runtime" / "models"
-                              / f"{args.task}.npz")
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        save_model(out, prog, metadata=meta, extras={"readout_w": W, "readout_b": b})
-        print(f"wrote {out} ({Path(out).stat().st_size} bytes), train accuracy {train_acc:.4f}")
-    if args.report:
-        with open(args.report, "w") as f:
-            json.dump(report, f, indent=1, default=float)
+        write_model(args.out, args.task, prog, meta, W, b, train_acc)
+    write_report(args.report, report)
     return 0
+
+
+def write_model(out, task: str, prog, meta: dict, W, b, train_acc: float) -> str:
+    """Save a trained application model (default ``runtime/models/TASK.npz``); returns the
+    path."""
+    out = out or str(Path(__file__).resolve().parents[1] / "runtime" / "models" / f"{task}.npz")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    save_model(out, prog, metadata=meta, extras={"readout_w": W, "readout_b": b})
+    print(f"wrote {out} ({Path(out).stat().st_size} bytes), train accuracy {train_acc:.4f}")
+    return out
+
+
+def write_report(path, report: dict) -> None:
+    """Write the protocol results as JSON when ``--report`` was given."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(report, f, indent=1, default=float)
 
 
 if __name__ == "__main__":

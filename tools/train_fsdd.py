@@ -27,14 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeedge import quantize, save_model
+from spikeedge import quantize
 from spikeedge.apps.stream import AppReadout, FloatRunner, run_stream
 from spikeedge.apps.tasks import TASKS, build_network, list_recordings
 from spikeedge.sensors.encoders import Chain, Transform
 from spikeedge.sensors.errors import EncoderConfigError
 from spikeedge.train import fit_readout, predict
 
-from .train_apps import CONFIG, metadata, summarise
+from .train_apps import CONFIG, metadata, summarise, write_model, write_report
 
 TASK = "fsdd-digits"
 DEFAULT_SHIFTS = (-1.0, -0.5, 0.5, 1.0)
@@ -218,14 +218,8 @@ def main(argv=None) -> int:
         meta["training"] = {"data": Path(args.data).name, "examples": int(len(yt)),
                             "recordings": int(sel.sum()), "band_shifts": shifts,
                             "train_accuracy": train_acc, "seed": args.seed, "fit": cfg["fit"]}
-        out = args.out or str(Path(__file__).resolve().parents[1] / "runtime" / "models"
-                              / f"{TASK}.npz")
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        save_model(out, prog, metadata=meta, extras={"readout_w": W, "readout_b": b})
-        print(f"wrote {out} ({Path(out).stat().st_size} bytes), train accuracy {train_acc:.4f}")
-    if args.report:
-        with open(args.report, "w") as f:
-            json.dump(report, f, indent=1, default=float)
+        write_model(args.out, TASK, prog, meta, W, b, train_acc)
+    write_report(args.report, report)
     return 0
 
 
