@@ -12,13 +12,16 @@ import subprocess
 import numpy as np
 import pytest
 
+from spikeedge.sensors.errors import SensorError
 from spikeedge.sensors.fake_serial import signal_block
 from spikeedge.sensors.serial_link import SerialSource
 
 pytestmark = [pytest.mark.firmware, pytest.mark.slow]
 
 
-def test_qemu_streams_the_builtin_ecg_exactly(arm_firmware):
+def _stream_from_qemu(arm_firmware):
+    """Boot the firmware in qemu and read 8 blocks from its UART; (blocks, status, rate,
+    channels). The source gives up after 15 s without data instead of waiting for ever."""
     proc = subprocess.Popen(
         [
             "qemu-system-arm",
@@ -41,15 +44,31 @@ def test_qemu_streams_the_builtin_ecg_exactly(arm_firmware):
         match = re.search(r"(/dev/pts/\d+)", line)
         assert match, f"qemu did not report its pty: {line!r}"
         src = SerialSource(
-            match.group(1), baud=115200, raw=True, block_size=96, header_timeout=10.0
+            match.group(1), baud=115200, raw=True, block_size=96, header_timeout=10.0,
+            timeout=15.0, max_reconnects=1,
         )
         with src:
             blocks = [src.read() for _ in range(8)]  # about 2 s of signal at 360 Hz
             st = src.status()
+        return blocks, st, src.rate, src.channels
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert src.rate == 360.0 and src.channels == 2
+
+
+def test_qemu_streams_the_builtin_ecg_exactly(arm_firmware):
+    # A qemu boot whose UART never delivers (seen once on a loaded machine, with the host
+    # polling an idle pty) is retried; the stream itself must then be exact.
+    errors = []
+    for _attempt in range(3):
+        try:
+            blocks, st, rate, channels = _stream_from_qemu(arm_firmware)
+            break
+        except SensorError as e:
+            errors.append(repr(e))
+    else:
+        pytest.fail(f"no stream from the firmware in 3 qemu boots: {errors}")
+    assert rate == 360.0 and channels == 2
     assert st["device"]["name"] == "spikeedge-mps2-an385"
     got = np.concatenate([b.samples for b in blocks])
     # START restarted the stream, so sample 0 of the source is sample 0 of the signal.
