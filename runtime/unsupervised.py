@@ -673,22 +673,24 @@ def cmd_synthetic(args) -> int:
     return 0
 
 
+def _summary_line(name: str, stdp: float, baseline: float | None, adapt: list) -> str:
+    s = f"  {name}: STDP {stdp:.3f}"
+    if baseline is not None:
+        s += f", random weights {baseline:.3f}"
+    for a in adapt:
+        s += f", adapt(rate {a['rate']:g}) {a['before']:.3f} -> {a['after']:.3f}"
+    return s
+
+
 def _summary(res: dict) -> str:
     lines = [f"protocol {res['protocol']}, {res['config']['n_neurons']} neurons, "
              f"{res['epochs']} epochs"]
     for f in res["folds"]:
-        s = f"  {f['held_out']}: STDP {f['stdp']['accuracy']:.3f}"
-        if "baseline" in f:
-            s += f", random weights {f['baseline']['accuracy']:.3f}"
-        for a in f.get("adapt", []):
-            s += f", adapt(rate {a['rate']:g}) {a['before']:.3f} -> {a['after']:.3f}"
-        lines.append(s)
-    s = f"  mean: STDP {res['accuracy_mean']:.3f}"
-    if "baseline_mean" in res:
-        s += f", random weights {res['baseline_mean']:.3f}"
-    for a in res.get("adapt_mean", []):
-        s += f", adapt(rate {a['rate']:g}) {a['before']:.3f} -> {a['after']:.3f}"
-    lines.append(s)
+        lines.append(_summary_line(f["held_out"], f["stdp"]["accuracy"],
+                                   f["baseline"]["accuracy"] if "baseline" in f else None,
+                                   f.get("adapt", [])))
+    lines.append(_summary_line("mean", res["accuracy_mean"], res.get("baseline_mean"),
+                               res.get("adapt_mean", [])))
     return "\n".join(lines)
 
 
