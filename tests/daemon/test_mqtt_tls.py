@@ -165,7 +165,10 @@ def test_daemon_publishes_over_tls_with_the_password_from_the_environment(broker
     try:
         conf = tmp_path / "c.toml"
         conf.write_text(
-            '[source]\nurl = "fake:ecg?seed=1&duration=4"\n[model]\npath = "builtin:ecg-demo"\n'
+            # paced in real time: 4 s of signal spans several 1 s health intervals however
+            # fast the machine runs the pipeline (unpaced it can finish within one)
+            '[source]\nurl = "fake:ecg?seed=1&duration=4"\nrealtime = true\n'
+            '[model]\npath = "builtin:ecg-demo"\n'
             '[health]\ninterval_s = 1.0\n[daemon]\ndevice_id = "board7"\n[log]\n'
             'level = "DEBUG"\n[[sinks]]\ntype = "mqtt"\nhost = "127.0.0.1"\n'
             f'port = {broker["port"]}\ntopic = "tls-test/{{device}}"\ntls = true\n'
