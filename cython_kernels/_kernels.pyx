@@ -42,6 +42,7 @@ cdef extern from "lif_kernel.h" nogil:
         int prepared, fast
         int isa
         uint32_t nosat
+        uint32_t vecok
         int64_t* acc
         int32_t* rowsum
         int32_t* spk
@@ -194,10 +195,12 @@ cdef class LifKernel:
     @property
     def paths(self):
         """Which loops the step loop takes (lif_kernel.h: se_prepare): ``specialised``, ``isa``
-        (hand-written loops used on x86-64: 2 AVX-512, 1 AVX2, 0 none) and ``nosat`` (one
-        bool per population: its membrane update provably needs no clamp)."""
+        (hand-written loops used on x86-64: 2 AVX-512, 1 AVX2, 0 none), ``nosat`` (one
+        bool per population: its membrane update provably needs no clamp) and ``vecok`` (one
+        bool per population: the hand-written loops do its update, clamp included)."""
         return {"specialised": bool(self.k.fast), "isa": int(self.k.isa),
-                "nosat": [bool((self.k.nosat >> g) & 1) for g in range(self.k.G - 1)]}
+                "nosat": [bool((self.k.nosat >> g) & 1) for g in range(self.k.G - 1)],
+                "vecok": [bool((self.k.vecok >> g) & 1) for g in range(self.k.G - 1)]}
 
     def limit_isa(self, int level):
         """Use hand-written loops of at most this level (0: none); for tests that check each

@@ -42,8 +42,10 @@ typedef struct {
      * loop runs the specialised path (se_neurons_fast, se_propagate_direct). mult[p] = the
      * largest number of times one target occurs in one row of projection p (1 for dense). */
     int prepared, fast;
-    /* bit g: population g's membrane update cannot leave int32 (se_prepare), no clamp */
-    uint32_t nosat;
+    /* bit g: population g's membrane update cannot leave int32 (se_prepare), no clamp;
+     * vecok bit g: its 64-bit sum v*A_m + sum I_k*B_k cannot leave int64 (the SIMD passes
+     * then do the clamp themselves) */
+    uint32_t nosat, vecok;
     int32_t mult[SE_FAST_PROJ];
     /* per step, index ch * G + g: range of the decayed currents, bound of the step's sum */
     int32_t imax[SE_FAST_CG], imin[SE_FAST_CG];
@@ -246,6 +248,7 @@ static inline int se_uniform(const int32_t *c, int n) {
 
 static void se_prepare(se_kernel *k) {
     k->nosat = 0;
+    k->vecok = 0;
     k->isa = 0;
 #if SE_X86_SIMD
     __builtin_cpu_init();
@@ -283,6 +286,14 @@ static void se_prepare(se_kernel *k) {
         }
         if (ok && csum <= ((int64_t)1 << SE_FRAC) && g < 32)
             k->nosat |= (uint32_t)1 << g;
+        /* |v|, |I_k| <= 2^31 and |A_m| + sum |B_k| <= 2^31: |tot| + 2^23 < 2^63 */
+        int64_t asum = k->alpha_m[s0] < 0 ? -(int64_t)k->alpha_m[s0] : k->alpha_m[s0];
+        for (int c = 0; c < k->K; c++) {
+            int64_t b = k->beta[(int64_t)c * k->N + s0];
+            asum += b < 0 ? -b : b;
+        }
+        if (asum <= ((int64_t)1 << 31) && g < 32)
+            k->vecok |= (uint32_t)1 << g;
     }
     for (int p = 0; fast && p < k->P; p++) {
         const int32_t *row = k->proj + p * SE_PJ_NCOL;
@@ -323,14 +334,16 @@ static void se_prepare(se_kernel *k) {
  * decayed currents (max0, min0, max1, min1) and the "a neuron spiked" flag. */
 __attribute__((target("avx2"))) static inline int
 se_pop_avx2(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict i0,
-            int32_t *restrict i1, uint8_t *restrict sp, const int32_t *c, int32_t *st,
-            const int K, const int NOREF, const int SUB) {
+            int32_t *restrict i1, uint8_t *restrict sp, const int32_t *c, const int64_t *lim,
+            int32_t *st, const int K, const int NOREF, const int SUB, const int CLAMP) {
     /* c: am, b0, a0, b1, a1, th, vr, rsteps, dsub */
     const __m256i AM = _mm256_set1_epi32(c[0]), B0 = _mm256_set1_epi32(c[1]);
     const __m256i A0 = _mm256_set1_epi32(c[2]), B1 = _mm256_set1_epi32(c[3]);
     const __m256i A1 = _mm256_set1_epi32(c[4]), TH = _mm256_set1_epi32(c[5]);
     const __m256i VR = _mm256_set1_epi32(c[6]), RS = _mm256_set1_epi32(c[7]);
     const __m256i DS = _mm256_set1_epi32(c[8]), HALF = _mm256_set1_epi64x(SE_HALF);
+    const __m256i BI = _mm256_set1_epi32(c[9]);
+    const __m256i XMN = _mm256_set1_epi64x(lim[0]), XMX = _mm256_set1_epi64x(lim[1]);
     const __m256i Z = _mm256_setzero_si256();
     const __m128i ONE8 = _mm_set1_epi8(1);
     __m256i mx0 = _mm256_set1_epi32(st[0]), mn0 = _mm256_set1_epi32(st[1]);
@@ -364,8 +377,16 @@ se_pop_avx2(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict
         }
         te = _mm256_add_epi64(te, HALF);
         to = _mm256_add_epi64(to, HALF);
+        if (CLAMP) { /* x = tot + 2^23 into [XMN, XMX]: see se_pop_fast */
+            te = _mm256_blendv_epi8(te, XMX, _mm256_cmpgt_epi64(te, XMX));
+            te = _mm256_blendv_epi8(te, XMN, _mm256_cmpgt_epi64(XMN, te));
+            to = _mm256_blendv_epi8(to, XMX, _mm256_cmpgt_epi64(to, XMX));
+            to = _mm256_blendv_epi8(to, XMN, _mm256_cmpgt_epi64(XMN, to));
+        }
         __m256i vj = _mm256_blend_epi32(_mm256_srli_epi64(te, SE_FRAC),
                                         _mm256_slli_epi64(to, 32 - SE_FRAC), 0xAA);
+        if (CLAMP)
+            vj = _mm256_add_epi32(vj, BI);
         __m256i s = _mm256_cmpgt_epi32(vj, TH), r = Z;
         if (!NOREF) {
             r = _mm256_loadu_si256((const __m256i *)(const void *)(rr + j));
@@ -406,13 +427,15 @@ se_pop_avx2(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict
  * take one more pass with masked loads and stores, so this always runs all n. */
 __attribute__((target(SE_AVX512))) static inline int
 se_pop_avx512(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict i0,
-              int32_t *restrict i1, uint8_t *restrict sp, const int32_t *c, int32_t *st,
-              const int K, const int NOREF, const int SUB) {
+              int32_t *restrict i1, uint8_t *restrict sp, const int32_t *c, const int64_t *lim,
+              int32_t *st, const int K, const int NOREF, const int SUB, const int CLAMP) {
     const __m512i AM = _mm512_set1_epi32(c[0]), B0 = _mm512_set1_epi32(c[1]);
     const __m512i A0 = _mm512_set1_epi32(c[2]), B1 = _mm512_set1_epi32(c[3]);
     const __m512i A1 = _mm512_set1_epi32(c[4]), TH = _mm512_set1_epi32(c[5]);
     const __m512i VR = _mm512_set1_epi32(c[6]), RS = _mm512_set1_epi32(c[7]);
     const __m512i DS = _mm512_set1_epi32(c[8]), HALF = _mm512_set1_epi64(SE_HALF);
+    const __m512i BI = _mm512_set1_epi32(c[9]);
+    const __m512i XMN = _mm512_set1_epi64(lim[0]), XMX = _mm512_set1_epi64(lim[1]);
     const __m512i Z = _mm512_setzero_si512(), ONE = _mm512_set1_epi32(1);
     const __m128i ONE8 = _mm_set1_epi8(1);
     __m512i mx0 = _mm512_set1_epi32(st[0]), mn0 = _mm512_set1_epi32(st[1]);
@@ -447,8 +470,14 @@ se_pop_avx512(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restri
         }
         te = _mm512_add_epi64(te, HALF);
         to = _mm512_add_epi64(to, HALF);
+        if (CLAMP) {
+            te = _mm512_min_epi64(_mm512_max_epi64(te, XMN), XMX);
+            to = _mm512_min_epi64(_mm512_max_epi64(to, XMN), XMX);
+        }
         __m512i vj = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, SE_FRAC),
                                              _mm512_slli_epi64(to, 32 - SE_FRAC));
+        if (CLAMP)
+            vj = _mm512_add_epi32(vj, BI);
         __m512i r = Z;
         __mmask16 s;
         if (!NOREF) {
@@ -506,13 +535,20 @@ SE_INLINE int se_pop_fast(se_kernel *k, int g, int32_t *v, int32_t *i_syn, int32
     int32_t mx0 = INT32_MIN, mn0 = INT32_MAX, mx1 = INT32_MIN, mn1 = INT32_MAX, any = 0;
     int j = 0;
 #if SE_X86_SIMD
-    if (NOSAT && k->isa) {
-        int32_t c[9] = {am, b0, a0, b1, a1, th, vr, rsteps, dsub};
+    if ((NOSAT || ((k->vecok >> g) & 1)) && k->isa) {
+        int32_t c[10] = {am, b0, a0, b1, a1, th, vr, rsteps, dsub, bias};
+        /* !NOSAT: the contract's sat32(((tot + 2^23) >> 24) + bias) is computed as x = tot +
+         * 2^23 clamped to [XMN, XMX], then the low 32 bits of x >> 24 plus bias, wrapping.
+         * Inside the range both fit int32; XMX >> 24 + bias = INT32_MAX, XMN >> 24 + bias =
+         * INT32_MIN, which is what the clamp gives beyond them (vecok: tot fits int64) */
+        int64_t lim[2] = {((int64_t)INT32_MIN - bias) * ((int64_t)1 << SE_FRAC),
+                          ((int64_t)INT32_MAX - bias) * ((int64_t)1 << SE_FRAC) +
+                              (((int64_t)1 << SE_FRAC) - 1)};
         int32_t st[5] = {mx0, mn0, mx1, mn1, 0};
         if (k->isa == 2)
-            j = se_pop_avx512(n, vv, rr, i0, i1, sp, c, st, K, NOREF, SUB);
+            j = se_pop_avx512(n, vv, rr, i0, i1, sp, c, lim, st, K, NOREF, SUB, !NOSAT);
         else
-            j = se_pop_avx2(n, vv, rr, i0, i1, sp, c, st, K, NOREF, SUB);
+            j = se_pop_avx2(n, vv, rr, i0, i1, sp, c, lim, st, K, NOREF, SUB, !NOSAT);
         mx0 = st[0], mn0 = st[1], mx1 = st[2], mn1 = st[3], any = st[4];
     }
 #endif

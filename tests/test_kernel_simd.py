@@ -91,6 +91,50 @@ def test_fused_pass_with_refractory_counters_running_at_the_start(level):
     _check(p, inp, level, st)
 
 
+def _bias_net(n, K, t_ref, reset, seed, bias):
+    """As _pop_net, with a bias in the membrane update (``bias`` x the threshold) and input
+    gains B_k of 1/2 (A_m + sum B_k > 2^24, as in cuba): the update may need its clamp, which
+    the hand-written loops then do themselves."""
+    rng = np.random.default_rng(seed)
+    pop = Population("p", n, tau_m=20e-3, tau_s=(8e-3, 3e-3)[:K], v_th=1.0, v_reset=0.1,
+                     t_ref=t_ref, reset=reset, v_init=rng.uniform(-0.5, 1.2, n))
+    projs = [Projection(INPUT, "p", rng.normal(0.5, 0.6, (6, n)), channel=0),
+             Projection("p", "p", rng.normal(0.0, 0.5, (n, n)), channel=K - 1)]
+    prog = quantize(Network(6, [pop], projs, dt=1e-3))
+    prog.bias[:] = int(bias * int(prog.theta[0]))
+    prog.beta[:] = 2**23                        # A_m + sum B_k > 2^24 with either K
+    return prog
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("K", [1, 2])
+@pytest.mark.parametrize("t_ref", [0.0, 2e-3])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("bias", [0.05, -0.3])
+def test_fused_pass_with_bias_and_clamp(level, K, t_ref, reset, bias):
+    inp = (np.random.default_rng(4).random((120, 6)) < 0.35).astype(np.uint8)
+    clamped = 0
+    for n in (5, 16, 17, 40):
+        p = _bias_net(n, K, t_ref, reset, seed=n, bias=bias)
+        st = p.initial_state()
+        # membranes and currents at the int32 extremes: the first steps saturate both ways
+        rng = np.random.default_rng(n)
+        pick = rng.random(n) < 0.5
+        lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+        st.v[pick] = rng.choice([lo, hi, lo + 5, hi - 5], int(pick.sum()))
+        st.i_syn[:, pick] = rng.choice([lo, hi], (st.i_syn.shape[0], int(pick.sum())))
+        paths, _ = _check(p, inp, level, st)
+        assert paths["specialised"] and paths["nosat"] == [False]
+        assert paths["vecok"] == [True]
+        # the first step's membrane update before its clamp (docs/fixed_point.md, step 1)
+        tot = st.v.astype(object) * int(p.alpha_m[0]) + int(p.bias[0]) * 2**24
+        for c in range(K):
+            tot = tot + st.i_syn[c].astype(object) * int(p.beta[c, 0])
+        free = [(int(x) + 2**23) >> 24 for x in tot]
+        clamped += sum(not lo <= x <= hi for x in free)
+    assert clamped > 0                          # the clamp acted
+
+
 def _stdp_net(n_in, n_post, seed, w_lo=0.0, w_hi=1.0, a_pre=0.05, a_post=-0.06,
               w_init=None, v_th=6.0):
     rng = np.random.default_rng(seed)
