@@ -235,24 +235,32 @@ static void se_fft_filterbank(const double *restrict buf, ptrdiff_t m, ptrdiff_t
             }
 #endif
         }
-        for (int l = 0; l < nl; l++) {
-            double *restrict row = out + (f0 + l) * (ptrdiff_t)bands;
-            uint64_t up_prev = 0;
-            for (int s = 0; s < nseg; s++) {
-                const int a = (int)starts[s], b = s + 1 < nseg ? (int)starts[s + 1] : nbins;
-                uint64_t us = 0, ws = 0;
-                for (int j = a; j < b; j++) {
-                    const float pf = pw[(ptrdiff_t)j * L + l];
+        /* integer band pooling, the sixteen frames side by side (exact: uint64 sums in any
+         * order); lanes past the last frame are computed and never stored */
+        uint64_t us[L], ws[L], up_prev[L];
+        for (int l = 0; l < L; l++)
+            up_prev[l] = 0;
+        for (int s = 0; s < nseg; s++) {
+            const int a = (int)starts[s], b = s + 1 < nseg ? (int)starts[s + 1] : nbins;
+            for (int l = 0; l < L; l++)
+                us[l] = ws[l] = 0;
+            for (int j = a; j < b; j++) {
+                const float *restrict pr = pw + (ptrdiff_t)j * L;
+                const uint64_t wj = (uint64_t)w_up[j];
+                for (int l = 0; l < L; l++) {
+                    const float pf = pr[l];
                     const uint64_t pj = (uint64_t)(int64_t)(pf <= qlimit ? pf : qlimit);
-                    us += pj * (uint64_t)w_up[j];
-                    ws += pj;
+                    us[l] += pj * wj;
+                    ws[l] += pj;
                 }
-                ws *= 256u;
-                /* band s - 1 rises over segment s - 1 and falls over segment s */
-                if (s > 0)
-                    row[s - 1] = (double)(int64_t)(up_prev + (ws - us)) * norm;
-                up_prev = us;
             }
+            /* band s - 1 rises over segment s - 1 and falls over segment s */
+            if (s > 0)
+                for (int l = 0; l < nl; l++)
+                    out[(f0 + l) * (ptrdiff_t)bands + s - 1] =
+                        (double)(int64_t)(up_prev[l] + (ws[l] * 256u - us[l])) * norm;
+            for (int l = 0; l < L; l++)
+                up_prev[l] = us[l];
         }
     }
 }
