@@ -1,6 +1,9 @@
 """Write golden cases for the C harness (``tools/aarch64/harness.c``): the golden vectors of
-``tests/golden`` plus short runs of the standard networks (their populations are wide enough
-to run the SIMD loops over full vectors), each as one flat binary file.
+``tests/golden``, short runs of the standard networks (their populations are wide enough
+to run the SIMD loops over full vectors), and one population of 37 neurons per variant of the
+fused pass (1 or 2 channels, both reset modes, with and without refractoriness, a bias of
+either sign and input gains that need the membrane clamp) started from membranes and currents
+at the int32 extremes, so that the clamp acts; each case as one flat binary file.
 
     python tools/aarch64/export_cases.py OUT_DIR
 
@@ -16,7 +19,7 @@ import sys
 
 import numpy as np
 
-from spikeedge import Engine, quantize
+from spikeedge import INPUT, Engine, Network, Population, Projection, quantize
 from spikeedge.modelfile import load_model
 from spikeedge.nets import standard
 
@@ -26,8 +29,8 @@ PROGRAM = ["alpha_m", "alpha_s", "beta", "bias", "theta", "v_reset", "reset_sub"
            "pop_start", "pop_n"]
 
 
-def write_case(path: pathlib.Path, prog, inp: np.ndarray, steps_note: str = "") -> None:
-    state = prog.initial_state()
+def write_case(path: pathlib.Path, prog, inp: np.ndarray, state=None) -> None:
+    state = prog.initial_state() if state is None else state
     spikes, final, _ = Engine(prog, "reference").run_chunk(inp, state.copy())
     n_pre, n_post = prog.trace_sizes()
     arrays = {k: getattr(prog, k) for k in PROGRAM}
@@ -36,6 +39,8 @@ def write_case(path: pathlib.Path, prog, inp: np.ndarray, steps_note: str = "") 
                                inp.shape[0], n_pre, n_post], np.int32)
     arrays["inp"] = inp
     arrays["v_init"] = state.v
+    arrays["i_init"] = state.i_syn
+    arrays["ref_init"] = state.ref
     arrays["spikes"] = spikes
     for k, v in final.arrays().items():
         arrays["final_" + k] = v
@@ -47,6 +52,26 @@ def write_case(path: pathlib.Path, prog, inp: np.ndarray, steps_note: str = "") 
             f.write(struct.pack("<I", len(name)) + name.encode())
             f.write(CODES[a.dtype] + struct.pack("<I", a.size))
             f.write(a.astype(a.dtype.newbyteorder("<")).tobytes())
+
+
+def clamp_case(K: int, reset: str, t_ref: float, bias: float, n: int = 37, seed: int = 0):
+    """A population whose membrane update needs its clamp (bias x the threshold, input gains
+    B_k = 1/2), and a state with half its membranes and currents at the int32 extremes."""
+    rng = np.random.default_rng(seed)
+    pop = Population("p", n, tau_m=20e-3, tau_s=(8e-3, 3e-3)[:K], v_th=1.0, v_reset=0.1,
+                     t_ref=t_ref, reset=reset, v_init=rng.uniform(-0.5, 1.2, n))
+    projs = [Projection(INPUT, "p", rng.normal(0.5, 0.6, (6, n)), channel=0),
+             Projection("p", "p", rng.normal(0.0, 0.5, (n, n)), channel=K - 1)]
+    prog = quantize(Network(6, [pop], projs, dt=1e-3))
+    prog.bias[:] = int(bias * int(prog.theta[0]))
+    prog.beta[:] = 2**23
+    state = prog.initial_state()
+    pick = rng.random(n) < 0.5
+    lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    state.v[pick] = rng.choice([lo, hi, lo + 5, hi - 5], int(pick.sum()))
+    state.i_syn[:, pick] = rng.choice([lo, hi], (K, int(pick.sum())))
+    inp = (rng.random((100, 6)) < 0.35).astype(np.uint8)
+    return prog, inp, state
 
 
 def main(argv=None) -> int:
@@ -63,6 +88,14 @@ def main(argv=None) -> int:
         net, inp, _ = standard(name, T)
         write_case(out / f"net_{name}.case", quantize(net), inp)
         print(f"net_{name}")
+    for K in (1, 2):
+        for reset in ("zero", "subtract"):
+            for t_ref in (0.0, 2e-3):
+                for bias in (0.05, -0.3):
+                    name = f"clamp_k{K}_{reset}_ref{int(t_ref > 0)}_b{'p' if bias > 0 else 'n'}"
+                    prog, inp, state = clamp_case(K, reset, t_ref, bias)
+                    write_case(out / f"{name}.case", prog, inp, state)
+                    print(name)
     return 0
 
 

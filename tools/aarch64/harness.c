@@ -121,8 +121,8 @@ static int run_case(const char *path) {
         for (int g = 0; g < npop; g++)
             if (k.pop_start[g] == k.proj[p * SE_PJ_NCOL + SE_PJ_TGT_START])
                 k.tgt_group[p] = g + 1;
-    int32_t *v = copy_of("v_init", 4), *i_syn = calloc((size_t)K * N + 1, 4);
-    int32_t *ref = calloc(N + 1, 4), *theta_a = calloc(N + 1, 4);
+    int32_t *v = copy_of("v_init", 4), *i_syn = copy_of("i_init", 4);
+    int32_t *ref = copy_of("ref_init", 4), *theta_a = calloc(N + 1, 4);
     int32_t *x_pre = calloc(n_pre + 1, 4), *x_post = calloc(n_post + 1, 4);
     int16_t *w = copy_of("weights", 2);
     uint8_t *spikes = calloc((size_t)T * N + 1, 1);
