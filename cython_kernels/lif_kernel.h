@@ -322,6 +322,19 @@ static void se_prepare(se_kernel *k) {
     k->prepared = 1;
 }
 
+/* Merge one SIMD pass's ranges of the decayed currents (channel 0, and channel 1 when K > 1)
+ * and its "a neuron spiked" flag into st (max0, min0, max1, min1, flag). */
+static inline void se_st_merge(int32_t *st, int32_t mx0, int32_t mn0, int32_t mx1, int32_t mn1,
+                               int K, int any) {
+    st[0] = mx0 > st[0] ? mx0 : st[0];
+    st[1] = mn0 < st[1] ? mn0 : st[1];
+    if (K > 1) {
+        st[2] = mx1 > st[2] ? mx1 : st[2];
+        st[3] = mn1 < st[3] ? mn1 : st[3];
+    }
+    st[4] |= any;
+}
+
 #if SE_X86_SIMD
 /* The fused pass of se_pop_fast (below) for the populations whose membrane update needs no
  * clamp (NOSAT), in AVX2 and AVX-512 intrinsics, the same arithmetic: a 32x32->64-bit signed
@@ -404,22 +417,15 @@ se_pop_avx2(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict
                          _mm_and_si128(_mm_packs_epi16(p16, p16), ONE8));
         anyv = _mm256_or_si256(anyv, s);
     }
-    int32_t t[8];
-    _mm256_storeu_si256((__m256i *)(void *)t, mx0);
+    int32_t t[4][8], r[4] = {INT32_MIN, INT32_MAX, INT32_MIN, INT32_MAX};
+    _mm256_storeu_si256((__m256i *)(void *)t[0], mx0);
+    _mm256_storeu_si256((__m256i *)(void *)t[1], mn0);
+    _mm256_storeu_si256((__m256i *)(void *)t[2], mx1);
+    _mm256_storeu_si256((__m256i *)(void *)t[3], mn1);
     for (int q = 0; q < 8; q++)
-        st[0] = t[q] > st[0] ? t[q] : st[0];
-    _mm256_storeu_si256((__m256i *)(void *)t, mn0);
-    for (int q = 0; q < 8; q++)
-        st[1] = t[q] < st[1] ? t[q] : st[1];
-    if (K > 1) {
-        _mm256_storeu_si256((__m256i *)(void *)t, mx1);
-        for (int q = 0; q < 8; q++)
-            st[2] = t[q] > st[2] ? t[q] : st[2];
-        _mm256_storeu_si256((__m256i *)(void *)t, mn1);
-        for (int q = 0; q < 8; q++)
-            st[3] = t[q] < st[3] ? t[q] : st[3];
-    }
-    st[4] |= !_mm256_testz_si256(anyv, anyv);
+        for (int a = 0; a < 4; a++)
+            r[a] = (a & 1) ? (t[a][q] < r[a] ? t[a][q] : r[a]) : (t[a][q] > r[a] ? t[a][q] : r[a]);
+    se_st_merge(st, r[0], r[1], r[2], r[3], K, !_mm256_testz_si256(anyv, anyv));
     return j;
 }
 
@@ -496,18 +502,9 @@ se_pop_avx512(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restri
         _mm_mask_storeu_epi8(sp + j, m, _mm_maskz_mov_epi8(s, ONE8));
         anym |= s;
     }
-    int32_t x;
-    x = _mm512_reduce_max_epi32(mx0);
-    st[0] = x > st[0] ? x : st[0];
-    x = _mm512_reduce_min_epi32(mn0);
-    st[1] = x < st[1] ? x : st[1];
-    if (K > 1) {
-        x = _mm512_reduce_max_epi32(mx1);
-        st[2] = x > st[2] ? x : st[2];
-        x = _mm512_reduce_min_epi32(mn1);
-        st[3] = x < st[3] ? x : st[3];
-    }
-    st[4] |= anym != 0;
+    se_st_merge(st, _mm512_reduce_max_epi32(mx0), _mm512_reduce_min_epi32(mn0),
+                K > 1 ? _mm512_reduce_max_epi32(mx1) : INT32_MIN,
+                K > 1 ? _mm512_reduce_min_epi32(mn1) : INT32_MAX, K, anym != 0);
     return n;
 }
 #endif
@@ -586,18 +583,8 @@ se_pop_neon(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict
         vst1_lane_u32((uint32_t *)(void *)(sp + j), vreinterpret_u32_u8(s8), 0);
         anyv = vorrq_u32(anyv, s);
     }
-    int32_t x;
-    x = vmaxvq_s32(mx0);
-    st[0] = x > st[0] ? x : st[0];
-    x = vminvq_s32(mn0);
-    st[1] = x < st[1] ? x : st[1];
-    if (K > 1) {
-        x = vmaxvq_s32(mx1);
-        st[2] = x > st[2] ? x : st[2];
-        x = vminvq_s32(mn1);
-        st[3] = x < st[3] ? x : st[3];
-    }
-    st[4] |= vmaxvq_u32(anyv) != 0;
+    se_st_merge(st, vmaxvq_s32(mx0), vminvq_s32(mn0), K > 1 ? vmaxvq_s32(mx1) : INT32_MIN,
+                K > 1 ? vminvq_s32(mn1) : INT32_MAX, K, vmaxvq_u32(anyv) != 0);
     return j;
 }
 #else

@@ -97,3 +97,29 @@ def synaptic_events(program, input_counts: np.ndarray, neuron_counts: np.ndarray
             fan = np.diff(program.csr_ptr[po:po + c.size + 1]).astype(np.int64)
             total += int(np.dot(c, fan))
     return total
+
+
+def clamp_case(K: int, reset: str, t_ref: float, bias: float, n: int = 37, seed: int = 0,
+               steps: int = 100):
+    """A test case for the kernels' clamped membrane update (not a benchmark): one population
+    of ``n`` neurons fed by 6 inputs and itself, with a bias of ``bias`` x the threshold and
+    input gains B_k = 1/2 (so A_m + sum B_k > 2^24, as in cuba), and a state with about half
+    the membranes and currents at the int32 extremes, so that the clamp acts on the first
+    steps. Returns (program, input [steps, 6] uint8, state). Used by the SIMD tests and the
+    aarch64 harness's cases."""
+    from .quantize import quantize
+    rng = np.random.default_rng(seed)
+    pop = Population("p", n, tau_m=20e-3, tau_s=(8e-3, 3e-3)[:K], v_th=1.0, v_reset=0.1,
+                     t_ref=t_ref, reset=reset, v_init=rng.uniform(-0.5, 1.2, n))
+    projs = [Projection(INPUT, "p", rng.normal(0.5, 0.6, (6, n)), channel=0),
+             Projection("p", "p", rng.normal(0.0, 0.5, (n, n)), channel=K - 1)]
+    prog = quantize(Network(6, [pop], projs, dt=1e-3))
+    prog.bias[:] = int(bias * int(prog.theta[0]))
+    prog.beta[:] = 2**23
+    state = prog.initial_state()
+    pick = rng.random(n) < 0.5
+    lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    state.v[pick] = rng.choice([lo, hi, lo + 5, hi - 5], int(pick.sum()))
+    state.i_syn[:, pick] = rng.choice([lo, hi], (K, int(pick.sum())))
+    inp = (rng.random((steps, 6)) < 0.35).astype(np.uint8)
+    return prog, inp, state

@@ -13,6 +13,7 @@ import pytest
 
 from spikeedge import INPUT, STDP, Engine, Network, Population, Projection, quantize
 from spikeedge.kernels import AVAILABLE
+from spikeedge.nets import clamp_case
 from spikeedge.program import PL_A_POST, PL_A_PRE, PL_W_MAX, PL_W_MIN
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="compiled kernels are not built")
@@ -91,38 +92,17 @@ def test_fused_pass_with_refractory_counters_running_at_the_start(level):
     _check(p, inp, level, st)
 
 
-def _bias_net(n, K, t_ref, reset, seed, bias):
-    """As _pop_net, with a bias in the membrane update (``bias`` x the threshold) and input
-    gains B_k of 1/2 (A_m + sum B_k > 2^24, as in cuba): the update may need its clamp, which
-    the hand-written loops then do themselves."""
-    rng = np.random.default_rng(seed)
-    pop = Population("p", n, tau_m=20e-3, tau_s=(8e-3, 3e-3)[:K], v_th=1.0, v_reset=0.1,
-                     t_ref=t_ref, reset=reset, v_init=rng.uniform(-0.5, 1.2, n))
-    projs = [Projection(INPUT, "p", rng.normal(0.5, 0.6, (6, n)), channel=0),
-             Projection("p", "p", rng.normal(0.0, 0.5, (n, n)), channel=K - 1)]
-    prog = quantize(Network(6, [pop], projs, dt=1e-3))
-    prog.bias[:] = int(bias * int(prog.theta[0]))
-    prog.beta[:] = 2**23                        # A_m + sum B_k > 2^24 with either K
-    return prog
-
-
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("K", [1, 2])
 @pytest.mark.parametrize("t_ref", [0.0, 2e-3])
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 @pytest.mark.parametrize("bias", [0.05, -0.3])
 def test_fused_pass_with_bias_and_clamp(level, K, t_ref, reset, bias):
-    inp = (np.random.default_rng(4).random((120, 6)) < 0.35).astype(np.uint8)
     clamped = 0
     for n in (5, 16, 17, 40):
-        p = _bias_net(n, K, t_ref, reset, seed=n, bias=bias)
-        st = p.initial_state()
-        # membranes and currents at the int32 extremes: the first steps saturate both ways
-        rng = np.random.default_rng(n)
-        pick = rng.random(n) < 0.5
+        # membranes and currents at the int32 extremes: the first steps saturate
+        p, inp, st = clamp_case(K, reset, t_ref, bias, n=n, seed=n, steps=120)
         lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
-        st.v[pick] = rng.choice([lo, hi, lo + 5, hi - 5], int(pick.sum()))
-        st.i_syn[:, pick] = rng.choice([lo, hi], (st.i_syn.shape[0], int(pick.sum())))
         paths, _ = _check(p, inp, level, st)
         assert paths["specialised"] and paths["nosat"] == [False]
         assert paths["vecok"] == [True]

@@ -19,9 +19,9 @@ import sys
 
 import numpy as np
 
-from spikeedge import INPUT, Engine, Network, Population, Projection, quantize
+from spikeedge import Engine, quantize
 from spikeedge.modelfile import load_model
-from spikeedge.nets import standard
+from spikeedge.nets import clamp_case, standard
 
 CODES = {np.dtype(np.int16): b"h", np.dtype(np.int32): b"i", np.dtype(np.uint8): b"B"}
 PROGRAM = ["alpha_m", "alpha_s", "beta", "bias", "theta", "v_reset", "reset_sub", "ref_steps",
@@ -52,26 +52,6 @@ def write_case(path: pathlib.Path, prog, inp: np.ndarray, state=None) -> None:
             f.write(struct.pack("<I", len(name)) + name.encode())
             f.write(CODES[a.dtype] + struct.pack("<I", a.size))
             f.write(a.astype(a.dtype.newbyteorder("<")).tobytes())
-
-
-def clamp_case(K: int, reset: str, t_ref: float, bias: float, n: int = 37, seed: int = 0):
-    """A population whose membrane update needs its clamp (bias x the threshold, input gains
-    B_k = 1/2), and a state with half its membranes and currents at the int32 extremes."""
-    rng = np.random.default_rng(seed)
-    pop = Population("p", n, tau_m=20e-3, tau_s=(8e-3, 3e-3)[:K], v_th=1.0, v_reset=0.1,
-                     t_ref=t_ref, reset=reset, v_init=rng.uniform(-0.5, 1.2, n))
-    projs = [Projection(INPUT, "p", rng.normal(0.5, 0.6, (6, n)), channel=0),
-             Projection("p", "p", rng.normal(0.0, 0.5, (n, n)), channel=K - 1)]
-    prog = quantize(Network(6, [pop], projs, dt=1e-3))
-    prog.bias[:] = int(bias * int(prog.theta[0]))
-    prog.beta[:] = 2**23
-    state = prog.initial_state()
-    pick = rng.random(n) < 0.5
-    lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
-    state.v[pick] = rng.choice([lo, hi, lo + 5, hi - 5], int(pick.sum()))
-    state.i_syn[:, pick] = rng.choice([lo, hi], (K, int(pick.sum())))
-    inp = (rng.random((100, 6)) < 0.35).astype(np.uint8)
-    return prog, inp, state
 
 
 def main(argv=None) -> int:
