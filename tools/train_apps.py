@@ -76,7 +76,10 @@ CONFIG = {
     },
     "myo-gestures": {
         "encoder": {"preset": "emg-lif", "params": {}},
-        "readout": {"population": "hid", "feature": "counts", "transform": "sqrt"},
+        # the reservoir plus eight relay neurons that repeat the encoder's spikes (one per
+        # channel): the readout also sees each channel's rate (cross-session 85.9 -> 86.3 %,
+        # better in all four held-out sessions; cross-participant 66.5 -> 66.4 %)
+        "readout": {"population": ["hid", "relay"], "feature": "counts", "transform": "sqrt"},
         # 0.5 s windows every 0.25 s (cross-session, ridge screening: 0.25 s windows 80.7 %,
         # 0.5 s 83.0 %, 1 s 85.1 %; 0.5 s keeps the latency of a decision under 0.6 s).
         # baseline: each feature also relative to its 20 % quantile over the last 30 s of
@@ -87,7 +90,7 @@ CONFIG = {
         # L2 on the same protocols (cross-session / cross-participant %): 1e-2 86.4 / 65.3,
         # 3e-2 85.9 / 66.5, 1e-1 85.5 / 67.3; 3e-2 improves both over the previous model
         "fit": {"method": "logistic", "l2": 3e-2},
-        "net": {"n_in": 8, "n_hid": 256},
+        "net": {"n_in": 8, "n_hid": 256, "relay": True},
     },
 }
 

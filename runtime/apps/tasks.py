@@ -135,9 +135,22 @@ def build_network(task: str, seed: int = 0, **kw):
     if task == "myo-gestures":
         n_in, n = kw.get("n_in", 16), kw.get("n_hid", 128)
         w = rng.normal(0.3, 0.5, (n_in, n)) * (rng.random((n_in, n)) < 0.5)
-        return Network(n_inputs=n_in, dt=5e-3, name=task, populations=[
-            Population("hid", n, tau_m=50e-3, tau_s=(20e-3,), v_th=1.0, t_ref=5e-3)],
-            projections=[Projection(INPUT, "hid", w * kw.get("w_scale", 1.0))])
+        pops = [Population("hid", n, tau_m=50e-3, tau_s=(20e-3,), v_th=1.0, t_ref=5e-3)]
+        projs = [Projection(INPUT, "hid", w * kw.get("w_scale", 1.0))]
+        relay = kw.get("relay", False)
+        if not isinstance(relay, bool):
+            raise DataError(f"myo-gestures: net option relay must be true or false, got "
+                            f"{relay!r}")
+        if relay:
+            # one relay neuron per input (one-to-one weight 4, no refractory time, fast
+            # membrane): after quantization it repeats its input's spikes exactly, one step
+            # later (weights 3 and 4 do; 2 or 16 do not), so the readout also sees the
+            # encoder's per-channel rates
+            pops.append(Population("relay", n_in, tau_m=5e-3, tau_s=(5e-3,), v_th=1.0,
+                                   t_ref=0.0))
+            projs.append(Projection(INPUT, "relay", np.eye(n_in) * 4.0))
+        return Network(n_inputs=n_in, dt=5e-3, name=task, populations=pops,
+                       projections=projs)
     raise DataError(f"unknown task {task!r}")
 
 

@@ -130,3 +130,39 @@ def test_readout_must_match_the_doubled_features():
         AppReadout.from_program(prog)
     prog.extras["readout_w"] = np.zeros((2, 6), np.float32)
     assert AppReadout.from_program(prog).w.shape == (2, 6)
+
+
+# ---------------------------------------------------------------------------- relay population
+def test_relay_population_repeats_the_encoder_spikes_one_step_later():
+    from spikeedge import Engine
+    from spikeedge.apps.tasks import build_network
+    prog = quantize(build_network("myo-gestures", 0, n_in=8, n_hid=32, relay=True))
+    assert prog.pop_names == ["hid", "relay"]
+    rng = np.random.default_rng(1)
+    for rate in (0.05, 0.5, 0.95):                 # down to spikes on consecutive steps
+        x = (rng.random((800, 8)) < rate).astype(np.uint8)
+        eng = Engine(prog)
+        s, _, _ = eng.run_chunk(x, eng.initial_state())
+        relay = np.asarray(s)[:, prog.pop_slice("relay")]
+        np.testing.assert_array_equal(relay[1:], x[:-1])
+        assert not relay[0].any()
+
+
+def test_no_relay_leaves_the_reservoir_unchanged():
+    from spikeedge.apps.tasks import build_network
+    a = build_network("myo-gestures", 0, n_in=8, n_hid=64)
+    b = build_network("myo-gestures", 0, n_in=8, n_hid=64, relay=False)
+    c = build_network("myo-gestures", 0, n_in=8, n_hid=64, relay=True)
+    assert [p.name for p in a.populations] == [p.name for p in b.populations] == ["hid"]
+    qa, qb, qc = quantize(a), quantize(b), quantize(c)
+    np.testing.assert_array_equal(qa.weights, qb.weights)
+    assert qc.pop_names == ["hid", "relay"]
+    # the relay only adds neurons and weights after the reservoir's own
+    np.testing.assert_array_equal(qc.weights[:len(qa.weights)], qa.weights)
+
+
+@pytest.mark.parametrize("bad", [4.0, 1, 0, "true", None, math.nan, [True], ""])
+def test_malformed_relay_is_a_clear_error(bad):
+    from spikeedge.apps.tasks import DataError, build_network
+    with pytest.raises(DataError, match="relay"):
+        build_network("myo-gestures", 0, n_in=8, n_hid=16, relay=bad)
