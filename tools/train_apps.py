@@ -44,7 +44,9 @@ CONFIG = {
     "fsdd-digits": {
         "encoder": {"preset": "audio-delta", "params": {}},
         "readout": {"population": "hid", "feature": "counts", "transform": "sqrt"},
-        "decision": {"policy": "utterance", "segments": 4},
+        # a temporal pyramid: the whole utterance, its halves, thirds and quarters (nested
+        # leave one speaker out 82.5 % against 80.9 % for 4 equal parts; train_fsdd)
+        "decision": {"policy": "utterance", "segments": [1, 2, 3, 4]},
         "fit": {"method": "logistic", "l2": 3e-2},
         # 1,024 neurons: +2.2 points leaving one speaker out over 256 (with the augmentation)
         "net": {"n_hid": 1024},

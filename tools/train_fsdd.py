@@ -12,14 +12,25 @@ of +-1 band is roughly a vocal tract 10 % shorter or longer. Augmentation is for
 only: the shipped model runs the plain ``audio-delta`` preset and its file is the same
 format as before.
 
+The readout features are a temporal pyramid (:data:`OVERRIDES`, on top of
+``CONFIG["fsdd-digits"]``): the sqrt spike rates of each ``hid`` neuron over the whole
+utterance, its 2 halves, 3 thirds and 4 quarters (``decision.segments`` ``[1, 2, 3, 4]``).
+
 Protocols (as the model card): leave one speaker out (a held-out speaker's recordings and
 their warped copies are never in the fit) and the dataset's own split (train recordings
 5-49 and their warped copies, test 0-4 unwarped). ``--float`` repeats them on the float
-twin's spikes (slow: a Python loop per step).
+twin's spikes (slow: a Python loop per step). ``--nested`` chooses between candidate
+readout configurations (segment layouts, L2) inside each leave-one-speaker-out fold, by
+leave-one-speaker-out over the four training speakers only (:func:`nested_loso`): the
+speaker-wise accuracy of the *choice*, not of a configuration picked on all five speakers.
+
+Readouts are fitted with :func:`fit_logistic32`: the objective of
+:func:`spikeedge.train.fit_logistic` with float32 products (about twice as fast).
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -28,16 +39,26 @@ from pathlib import Path
 import numpy as np
 
 from spikeedge import quantize
-from spikeedge.apps.stream import AppReadout, FloatRunner, run_stream
-from spikeedge.apps.tasks import TASKS, build_network, list_recordings
+from spikeedge.apps.stream import (
+    AppModelError,
+    AppReadout,
+    FloatRunner,
+    run_stream,
+    utterance_features,
+    utterance_segments,
+)
+from spikeedge.apps.tasks import TASKS, DataError, build_network, list_recordings
 from spikeedge.sensors.encoders import Chain, Transform
 from spikeedge.sensors.errors import EncoderConfigError
-from spikeedge.train import fit_readout, predict
+from spikeedge.train import TrainError, predict, wilson_interval
 
 from .train_apps import CONFIG, metadata, summarise, write_model, write_report
 
 TASK = "fsdd-digits"
 DEFAULT_SHIFTS = (-1.0, -0.5, 0.5, 1.0)
+#: what this trainer changes in ``CONFIG["fsdd-digits"]`` (tools/train_apps.py): a temporal
+#: pyramid of 1 + 2 + 3 + 4 parts instead of 4 equal parts (see the model card)
+OVERRIDES = {"decision": {"segments": [1, 2, 3, 4]}}
 
 
 class BandShift(Transform):
@@ -71,9 +92,53 @@ def warped_encoder(preset: str, rate: float, shift: float, step_hz: float = 1000
                  spk)
 
 
+def fit_logistic32(X, y, n_classes: int, l2: float = 1e-3, max_iter: int = 500, **kw):
+    """Multinomial logistic regression with the objective of
+    :func:`spikeedge.train.fit_logistic` (mean cross-entropy over equally weighted examples
+    plus ``l2 / 2 * |W|^2`` on standardised features, L-BFGS-B), with the large products in
+    float32; returns (W [C, F], b [C]) float32 on raw features."""
+    from scipy.optimize import minimize
+    if kw.pop("method", "logistic") != "logistic" or kw.pop("balanced", False) or kw:
+        raise TrainError(f"fit_logistic32: logistic, unbalanced, options l2 and max_iter "
+                         f"only (got {kw})")
+    X = np.asarray(X, np.float32)
+    y = np.asarray(y, np.int64)
+    if X.ndim != 2 or len(X) != len(y) or not len(y) or y.min() < 0 or y.max() >= n_classes:
+        raise TrainError(f"fit_logistic32: need X [n, F] and n labels in 0..{n_classes - 1}")
+    mu = X.mean(0, dtype=np.float64)
+    sd = X.std(0, dtype=np.float64)
+    sd[sd < 1e-9] = 1.0
+    Z = ((X - mu) / sd).astype(np.float32)
+    n, f = Z.shape
+    Y = np.zeros((n, n_classes))
+    Y[np.arange(n), y] = 1.0
+
+    def loss(theta):
+        W = theta[: n_classes * f].reshape(n_classes, f)
+        S = (Z @ W.T.astype(np.float32)).astype(np.float64) + theta[n_classes * f:]
+        S -= S.max(1, keepdims=True)
+        logp = S - np.log(np.exp(S).sum(1, keepdims=True))
+        val = -(Y * logp).sum() / n + 0.5 * l2 * (W * W).sum()
+        G = (np.exp(logp) - Y) / n
+        gW = (G.T.astype(np.float32) @ Z).astype(np.float64) + l2 * W
+        return val, np.concatenate([gW.ravel(), G.sum(0)])
+
+    res = minimize(loss, np.zeros(n_classes * (f + 1)), jac=True, method="L-BFGS-B",
+                   options={"maxiter": int(max_iter)})
+    W = res.x[: n_classes * f].reshape(n_classes, f) / sd[None, :]
+    b = res.x[n_classes * f:] - W @ mu
+    return W.astype(np.float32), b.astype(np.float32)
+
+
+def _layout_key(segments) -> str:
+    k = utterance_segments({"segments": segments}, "--candidates")
+    return "+".join(str(j) for j in k)
+
+
 def _features(args):
-    """One recording, one shift (0: the shipped front end) -> feature vector, cost."""
-    program, meta, url, shift, use_float = args
+    """One recording, one shift (0: the shipped front end) -> feature vectors (one per
+    segment layout in ``layouts``), cost."""
+    program, meta, url, shift, use_float, layouts = args
     program.report["metadata"] = meta
     r = AppReadout.from_program(program, need_weights=False)
     enc = None
@@ -85,14 +150,22 @@ def _features(args):
         src.close()
         enc = warped_encoder(r.encoder, rate, shift, 1.0 / program.dt)
     eng = FloatRunner(program) if use_float else None
-    res = run_stream(program, url, r, engine=eng, encoder=enc)
+    spikes = []
+    res = run_stream(program, url, r, engine=eng, encoder=enc,
+                     collect=lambda blk, si, s: spikes.append(s[:, r.neurons]))
     (d,) = res["decisions"]
-    return d["features"], res["events"], res["wall_s"]
+    s = np.concatenate(spikes) if spikes else np.zeros((0, r.n_neurons), np.uint8)
+    feats = [d["features"] if lay is None else utterance_features(r, s, lay)
+             for lay in layouts]
+    return [f.astype(np.float32) for f in feats], res["events"], res["wall_s"]
 
 
-def collect(program, meta, recs, shifts, use_float=False, jobs=1, log=print):
-    """Features [len(shifts), n_recs, F] (shift order as given) and the cost of shift 0."""
-    work = [(program, meta, rec.url, s, use_float) for s in shifts for rec in recs]
+def collect(program, meta, recs, shifts, use_float=False, jobs=1, log=print, layouts=(None,)):
+    """Features ``[len(shifts), n_recs, F]`` (shift order as given) for each segment layout in
+    ``layouts`` (None: the model's own decision; a tuple of part counts: that pyramid), and the
+    cost of shift 0. Returns (list of feature arrays, cost)."""
+    layouts = list(layouts)
+    work = [(program, meta, rec.url, s, use_float, layouts) for s in shifts for rec in recs]
     pool = None
     if jobs > 1:
         import multiprocessing
@@ -113,25 +186,25 @@ def collect(program, meta, recs, shifts, use_float=False, jobs=1, log=print):
         if pool is not None:
             pool.close()
             pool.join()
-    X = np.array(feats).reshape(len(shifts), len(recs), -1)
+    Xs = [np.array([f[j] for f in feats]).reshape(len(shifts), len(recs), -1)
+          for j in range(len(layouts))]
     n = len(recs)
-    return X, {"events": int(np.sum(events[:n])), "wall_s": float(np.sum(wall[:n])),
+    return Xs, {"events": int(np.sum(events[:n])), "wall_s": float(np.sum(wall[:n])),
                "decisions": n}
 
 
-def protocols(X, y, groups, index, fit, labels, log=print) -> dict:
+def protocols(X, y, groups, index, fit, labels, log=print, loso_pred=None) -> dict:
     """X: [1 + n_aug, n, F], X[0] the unwarped features. Leave one speaker out and the
-    dataset split; warped copies only ever of training recordings."""
+    dataset split; warped copies only ever of training recordings. ``loso_pred``: the
+    leave-one-speaker-out predictions when already made (by :func:`nested_loso`)."""
     n_cls = len(labels)
     X0 = X[0]
 
     def fit_on(train):
-        Xt = X[:, train].reshape(-1, X.shape[2])
-        yt = np.tile(y[train], X.shape[0])
-        return fit_readout(Xt, yt, n_cls, **fit)
+        return _fit_aug(X, y, train, n_cls, fit)
 
-    pred = np.full(len(y), -1, np.int64)
-    for g in np.unique(groups):
+    pred = np.full(len(y), -1, np.int64) if loso_pred is None else loso_pred
+    for g in np.unique(groups) if loso_pred is None else ():
         test = groups == g
         W, b = fit_on(~test)
         pred[test] = predict(W, b, X0[test])
@@ -141,6 +214,7 @@ def protocols(X, y, groups, index, fit, labels, log=print) -> dict:
     test = index < 5
     W, b = fit_on(~test)
     out["own_split"] = summarise(y[test], predict(W, b, X0[test]), labels)
+    out["_split_readout"] = (W, b)     # the shipped readout's fit (popped by main)
     for k in ("leave_one_group_out", "own_split"):
         v = out[k]
         lo, hi = v["accuracy_ci"]
@@ -148,6 +222,141 @@ def protocols(X, y, groups, index, fit, labels, log=print) -> dict:
     log("  per speaker: " + ", ".join(f"{g} {a:.3f}" for g, a in
                                       out["per_group_accuracy"].items()), flush=True)
     return out
+
+
+def deflate_model(path) -> int:
+    """Rewrite the model file ``path`` (a ``numpy.savez`` archive) with its members
+    deflate-compressed (``numpy.load`` and :func:`spikeedge.load_model` read both); atomic
+    (temporary file, fsync, rename). Returns the new size in bytes. The pyramid readout makes
+    the stored file 1.13 MB, compressed it stays under the 1 MB of a shipped model."""
+    import os
+    import zipfile
+    path = os.fspath(path)
+    tmp = path + ".tmp"
+    with zipfile.ZipFile(path) as src, open(tmp, "wb") as f:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                dst.writestr(info.filename, src.read(info.filename))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return os.path.getsize(path)
+
+
+def _fit_aug(X, y, train, n_cls, fit):
+    """Readout fitted on the ``train`` recordings and all their versions (X [V, n, F])."""
+    Xt = X[:, train].reshape(-1, X.shape[2])
+    yt = np.tile(y[train], X.shape[0])
+    return fit_logistic32(Xt, yt, n_cls, **fit)
+
+
+_FIT_DATA: dict = {}     # the arrays of nested_loso, inherited by forked fit workers
+
+
+def _fit_job(job):
+    """One readout fit of :func:`nested_loso`: candidate ``c`` without speakers ``out``;
+    returns (c, out, predictions for the left-out recordings)."""
+    c, out, f = job
+    Xs, y, groups = _FIT_DATA["Xs"], _FIT_DATA["y"], _FIT_DATA["groups"]
+    m = np.isin(groups, out)
+    W, b = _fit_aug(Xs[c], y, ~m, len(_FIT_DATA["labels"]), f)
+    return c, out, predict(W, b, Xs[c][0][m])
+
+
+def nested_loso(Xs, y, groups, candidates, fit, n_cls, log=print, jobs=1) -> dict:
+    """Nested speaker-wise choice between readout ``candidates`` (dicts with ``segments`` and
+    ``l2``; ``Xs[i]`` the features [V, n, F] of candidate i). For each held-out speaker o, the
+    candidate with the best mean accuracy leaving one of the *other* speakers out (fitted on the
+    remaining three) is refitted on all four and tested on o. A fit leaving out speakers
+    {o, i} serves both outer folds o and i, so each candidate costs one fit per pair of
+    speakers plus one per speaker. Returns per-candidate leave-one-speaker-out accuracies,
+    the inner scores, the choices and the nested accuracy. ``jobs`` > 1: fits in that many
+    forked processes (same results)."""
+    spk = [str(g) for g in np.unique(groups)]
+    out_pred: dict = {}
+    inner = {}          # (candidate, left-out pair, scored speaker) -> accuracy
+    plain = {}          # (candidate, speaker) -> accuracy, predictions
+    work = []
+    for c, cand in enumerate(candidates):
+        f = dict(fit, l2=float(cand.get("l2", fit.get("l2", 1e-3))))
+        work += [(c, (g,), f) for g in spk]
+        work += [(c, pair, f) for pair in itertools.combinations(spk, 2)]
+    _FIT_DATA.update(Xs=Xs, y=y, groups=groups, labels=range(n_cls))
+    pool = None
+    t0 = time.time()
+    if jobs > 1:
+        import multiprocessing
+        pool = multiprocessing.get_context("fork").Pool(jobs)
+        results = pool.imap_unordered(_fit_job, work)
+    else:
+        results = map(_fit_job, work)
+    try:
+        for i, (c, left, p) in enumerate(results):
+            m = np.isin(groups, left)
+            for g in left:
+                acc = float(np.mean(p[groups[m] == g] == y[groups == g]))
+                if len(left) == 1:
+                    plain[c, g] = (acc, p)
+                    out_pred.setdefault(c, np.full(len(y), -1, np.int64))[m] = p
+                else:
+                    inner[(c, *left, g)] = acc
+            log(f"  fit {i + 1}/{len(work)}: candidate {c} without {', '.join(left)}, "
+                f"{time.time() - t0:.0f} s", flush=True)
+    finally:
+        _FIT_DATA.clear()
+        if pool is not None:
+            pool.close()
+            pool.join()
+    for c, cand in enumerate(candidates):
+        acc = np.mean([plain[c, g][0] for g in spk])
+        log(f"  candidate {c} {json.dumps(cand)}: leave one speaker out {acc:.4f} ("
+            + ", ".join(f"{g} {plain[c, g][0]:.3f}" for g in spk) + ")", flush=True)
+    out = {"candidates": [], "folds": {}}
+    for c, cand in enumerate(candidates):
+        out["candidates"].append({**cand, "leave_one_speaker_out": float(
+            np.mean([plain[c, g][0] for g in spk])), "per_speaker": {
+            g: plain[c, g][0] for g in spk}})
+    pred = np.full(len(y), -1, np.int64)
+    for o in spk:
+        scores = []
+        for c in range(len(candidates)):
+            vals = [inner[(c, *sorted((o, i)), i)] for i in spk if i != o]
+            scores.append(float(np.mean(vals)))
+        best = int(np.argmax(scores))
+        pred[groups == o] = plain[best, o][1]
+        out["folds"][o] = {"inner_scores": scores, "chosen": best,
+                           "accuracy": plain[best, o][0]}
+        log(f"  held out {o}: inner scores {[round(v, 4) for v in scores]} -> candidate "
+            f"{best}, {plain[best, o][0]:.3f}", flush=True)
+    k, n = int(np.sum(pred == y)), len(y)
+    out["predictions"] = out_pred        # candidate -> leave-one-speaker-out predictions
+    out["nested_accuracy"] = k / n
+    out["nested_accuracy_ci"] = wilson_interval(k, n)
+    log(f"  nested leave one speaker out: {k / n:.4f}", flush=True)
+    return out
+
+
+def _candidates(text: str) -> list[dict]:
+    try:
+        vals = json.loads(text)
+    except ValueError:
+        vals = None
+    if not isinstance(vals, list) or not vals or not all(isinstance(v, dict) for v in vals):
+        raise argparse.ArgumentTypeError(
+            "--nested: a JSON list of objects such as "
+            "'[{\"segments\": 4}, {\"segments\": [1, 2, 3, 4], \"l2\": 0.03}]'")
+    for v in vals:
+        bad = sorted(set(v) - {"segments", "l2"})
+        l2 = v.get("l2", 1.0)
+        if bad or "segments" not in v or isinstance(l2, bool) \
+                or not isinstance(l2, (int, float)) or not 0 < l2 < 1e3:
+            raise argparse.ArgumentTypeError(
+                f"--nested: each candidate needs 'segments' and may have 'l2' (> 0), got {v}")
+        try:
+            _layout_key(v["segments"])
+        except AppModelError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return vals
 
 
 def _shifts(text: str) -> list[float]:
@@ -178,14 +387,32 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes for streaming")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
                     help="override a CONFIG entry, e.g. fit.l2=0.1")
+    ap.add_argument("--fit-jobs", type=int, default=1,
+                    help="readout fits of --nested in this many processes")
+    ap.add_argument("--nested", type=_candidates, default=None, metavar="JSON",
+                    help="also choose between these readout candidates inside each leave-one-"
+                    "speaker-out fold, e.g. '[{\"segments\": 4}, {\"segments\": [1, 2, 3, 4]}]' "
+                    "(l2 defaults to the config's)")
     args = ap.parse_args(argv)
     cfg = json.loads(json.dumps(CONFIG[TASK]))
+    for sec, kv in OVERRIDES.items():
+        cfg[sec].update(kv)
     for s in args.set:
-        key, val = s.split("=", 1)
-        sec, k = key.split(".", 1)
-        cfg[sec][k] = json.loads(val)
+        try:
+            key, val = s.split("=", 1)
+            sec, k = key.split(".", 1)
+            cfg[sec][k] = json.loads(val)
+        except (ValueError, KeyError):
+            ap.error(f"--set {s!r}: expected SECTION.KEY=JSON with SECTION one of {sorted(cfg)}")
+    try:
+        utterance_segments(cfg["decision"], "--set decision.segments")
+    except AppModelError as e:
+        ap.error(str(e))
     labels = TASKS[TASK]
-    recs = list_recordings(TASK, args.data)
+    try:
+        recs = list_recordings(TASK, args.data)
+    except DataError as e:
+        ap.error(str(e))
     shifts = [0.0] + list(args.shifts)
     print(f"{TASK}: {len(recs)} recordings, band shifts {shifts}, config {json.dumps(cfg)}",
           flush=True)
@@ -194,7 +421,12 @@ def main(argv=None) -> int:
     y = np.array([r.label for r in recs], np.int64)
     groups = np.array([r.group for r in recs])
     index = np.array([r.index for r in recs])
-    X, cost = collect(prog, meta, recs, shifts, jobs=args.jobs)
+    own = utterance_segments(cfg["decision"])
+    layouts = [None] + [k for k in dict.fromkeys(utterance_segments(c)
+                                                 for c in args.nested or []) if k != own]
+    Xs, cost = collect(prog, meta, recs, shifts, jobs=args.jobs, layouts=layouts)
+    X = Xs[0]
+    by_layout = {own: X, **dict(zip(layouts[1:], Xs[1:], strict=True))}
     print(f"fixed point: {X.shape[1]} recordings x {X.shape[0]} versions x {X.shape[2]} "
           f"features; events/decision {cost['events'] / cost['decisions']:.0f}", flush=True)
     if args.cache:
@@ -202,23 +434,45 @@ def main(argv=None) -> int:
                             shifts=np.array(shifts))
     report = {"task": TASK, "config": cfg, "seed": args.seed, "shifts": shifts,
               "n_recordings": len(recs), "cost": cost}
+    loso_pred = None
+    if args.nested:
+        print("nested choice between candidates (fixed point):", flush=True)
+        nest = nested_loso([by_layout[utterance_segments(c)] for c in args.nested],
+                           y, groups, args.nested, cfg["fit"], len(labels),
+                           jobs=args.fit_jobs)
+        preds = nest.pop("predictions")
+        report["nested"] = nest
+        # the shipped configuration among the candidates: its predictions are the protocol's
+        for c, cand in enumerate(args.nested):
+            if utterance_segments(cand) == own and \
+                    float(cand.get("l2", cfg["fit"].get("l2"))) == float(cfg["fit"].get("l2")):
+                loso_pred = preds[c]
+    del Xs, by_layout
     if not args.no_cv:
-        report["fixed"] = protocols(X, y, groups, index, cfg["fit"], labels)
+        print("shipped configuration:", flush=True)
+        report["fixed"] = protocols(X, y, groups, index, cfg["fit"], labels,
+                                    loso_pred=loso_pred)
+        split_readout = report["fixed"].pop("_split_readout")
+    else:
+        split_readout = None
     if args.float:
         print("float twin:", flush=True)
-        Xf, _ = collect(prog, meta, recs, shifts, use_float=True, jobs=args.jobs)
+        (Xf,), _ = collect(prog, meta, recs, shifts, use_float=True, jobs=args.jobs)
         report["float"] = protocols(Xf, y, groups, index, cfg["fit"], labels)
+        report["float"].pop("_split_readout")
     if not args.no_save:
         # the dataset's convention: recordings 5-49 (and their warped copies) train, 0-4 test
         sel = index >= 5
         Xt = X[:, sel].reshape(-1, X.shape[2])
         yt = np.tile(y[sel], X.shape[0])
-        W, b = fit_readout(Xt, yt, len(labels), **cfg["fit"])
+        # the same fit as the dataset-split protocol's
+        W, b = split_readout or fit_logistic32(Xt, yt, len(labels), **cfg["fit"])
         train_acc = float(np.mean(predict(W, b, X[0][sel]) == y[sel]))
         meta["training"] = {"data": Path(args.data).name, "examples": int(len(yt)),
                             "recordings": int(sel.sum()), "band_shifts": shifts,
                             "train_accuracy": train_acc, "seed": args.seed, "fit": cfg["fit"]}
-        write_model(args.out, TASK, prog, meta, W, b, train_acc)
+        out = write_model(args.out, TASK, prog, meta, W, b, train_acc)
+        print(f"compressed {out}: {deflate_model(out)} bytes", flush=True)
     write_report(args.report, report)
     return 0
 

@@ -21,7 +21,9 @@ Features (``feature: "counts"``, then ``transform`` none | sqrt | log1p applied 
   lower of two neighbours) over the last ``round(baseline_s / hop_s)`` decisions (this one
   included): activity relative to the recent resting level;
 * utterance: the utterance (from the first to the last readout spike) cut into ``segments``
-  equal parts, spike counts per neuron and part divided by the part's length in steps. In
+  equal parts, spike counts per neuron and part divided by the part's length in steps
+  (``segments`` a list, e.g. ``[1, 2, 4]``: a temporal pyramid, the parts of each level
+  one after the other, level by level: :func:`utterance_segments`). In
   ``eval`` a file is one utterance; live (the daemon), :class:`LiveUtteranceFeaturizer` cuts
   the stream into utterances with a label-free, causal energy rule (options
   :data:`UTTERANCE_LIVE_DEFAULTS`: ``gap_s``, ``min_s``, ``max_s``, ``frame_s``,
@@ -77,7 +79,8 @@ from .beatshape import BeatShape, shape_options
 __all__ = ["AppModelError", "AppReadout", "LiveUtteranceFeaturizer", "RR_FEATURES",
            "RR_IRR_FEATURES", "RR_LOG_FEATURES", "RunningNorm",
            "UTTERANCE_LIVE_DEFAULTS", "make_featurizer", "run_stream", "FloatRunner",
-           "synaptic_events", "utterance_features", "utterance_live_options"]
+           "synaptic_events", "utterance_features", "utterance_live_options",
+           "utterance_segments"]
 
 POLICIES = ("window", "utterance", "beat")
 TRANSFORMS = ("none", "sqrt", "log1p")
@@ -150,6 +153,8 @@ class AppReadout:
                 raise AppModelError(f"{where}: decision.hop_s must divide window_s")
         if dec.get("policy") == "window":
             _check_window_baseline(dec, where)
+        if dec.get("policy") == "utterance":
+            utterance_segments(dec, where)
         r = cls(task=str(meta.get("task", "?")), labels=labels, population=pop,
                 neurons=neurons, transform=tr, decision=dict(dec),
                 encoder=str(enc.get("preset")), meta=meta,
@@ -181,7 +186,7 @@ class AppReadout:
         if p == "window":
             return self.n_neurons * (2 if self.decision.get("baseline_s") is not None else 1)
         if p == "utterance":
-            return self.n_neurons * int(self.decision.get("segments", 1))
+            return self.n_neurons * sum(utterance_segments(self.decision))
         bins = (self.steps("pre_s", step_hz) + self.steps("post_s", step_hz)) \
             // self.steps("bin_s", step_hz)
         per_bin = len(self.pop_sizes) if self.decision.get("pool") == "population" \
@@ -376,10 +381,31 @@ def utterance_live_options(opts, where: str = "utterance live options") -> dict:
     return o
 
 
-def utterance_features(r: AppReadout, s: np.ndarray, k: int) -> np.ndarray:
+#: limits of decision.segments (parts per level, levels of a pyramid)
+MAX_SEGMENTS, MAX_LEVELS = 64, 8
+
+
+def utterance_segments(dec: dict, where: str = "model metadata") -> tuple[int, ...]:
+    """``decision.segments`` of the utterance policy as a tuple of part counts: an integer
+    ``k`` gives ``(k,)``, a list ``[1, 2, 4]`` a temporal pyramid (default 1). Raises
+    :class:`AppModelError` unless each is an integer in 1..64 (at most 8 levels)."""
+    v = dec.get("segments", 1)
+    vals = v if isinstance(v, (list, tuple)) else [v]
+    if not vals or len(vals) > MAX_LEVELS or any(
+            isinstance(k, bool) or not isinstance(k, (int, np.integer))
+            or not 1 <= k <= MAX_SEGMENTS for k in vals):
+        raise AppModelError(f"{where}: decision.segments must be an integer in 1..{MAX_SEGMENTS} "
+                            f"or a list of 1..{MAX_LEVELS} of them (a pyramid), got {v!r}")
+    return tuple(int(k) for k in vals)
+
+
+def utterance_features(r: AppReadout, s: np.ndarray, k) -> np.ndarray:
     """The utterance features of readout spikes ``s`` [steps, neurons]: from the first to the
     last spike, ``k`` equal parts, counts per neuron and part / part length; then the
-    readout's transform."""
+    readout's transform. ``k`` a sequence of part counts (a pyramid): the features of each
+    count, concatenated in that order."""
+    if isinstance(k, (list, tuple)):
+        return np.concatenate([utterance_features(r, s, int(j)) for j in k])
     active = np.flatnonzero(s.any(1))
     feats = np.zeros((k, s.shape[1]))
     if active.size:
@@ -392,6 +418,12 @@ def utterance_features(r: AppReadout, s: np.ndarray, k: int) -> np.ndarray:
     return r.finish(feats.ravel())
 
 
+def _segments_arg(dec: dict):
+    """The ``k`` of :func:`utterance_features`: an int as before, a tuple for a pyramid."""
+    k = utterance_segments(dec)
+    return k[0] if not isinstance(dec.get("segments", 1), (list, tuple)) else k
+
+
 class UtteranceFeaturizer:
     """Collects the readout spikes of one utterance; :meth:`flush` (end of the utterance: end of
     file in ``eval``) returns its one feature vector. Live, use
@@ -399,7 +431,7 @@ class UtteranceFeaturizer:
 
     def __init__(self, r: AppReadout, rate: float, step_hz: float):
         self.r, self.rate, self.step_hz = r, rate, step_hz
-        self.k = int(r.decision.get("segments", 1))
+        self.k = _segments_arg(r.decision)
         self.parts: list[np.ndarray] = []
 
     def feed(self, samples, spikes) -> list[dict]:
@@ -440,7 +472,7 @@ class LiveUtteranceFeaturizer:
 
     def __init__(self, r: AppReadout, rate: float, step_hz: float, options: dict | None = None):
         self.r, self.rate, self.step_hz = r, float(rate), float(step_hz)
-        self.k = int(r.decision.get("segments", 1))
+        self.k = _segments_arg(r.decision)
         self.o = utterance_live_options(options)
         self.frame = max(1, int(round(self.o["frame_s"] * self.rate)))
         self.gap = self.o["gap_s"] * self.rate          # in samples
