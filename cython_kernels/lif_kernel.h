@@ -422,9 +422,12 @@ se_pop_avx2(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict
     _mm256_storeu_si256((__m256i *)(void *)t[1], mn0);
     _mm256_storeu_si256((__m256i *)(void *)t[2], mx1);
     _mm256_storeu_si256((__m256i *)(void *)t[3], mn1);
-    for (int q = 0; q < 8; q++)
-        for (int a = 0; a < 4; a++)
-            r[a] = (a & 1) ? (t[a][q] < r[a] ? t[a][q] : r[a]) : (t[a][q] > r[a] ? t[a][q] : r[a]);
+    for (int q = 0; q < 8; q++) {
+        r[0] = t[0][q] > r[0] ? t[0][q] : r[0];
+        r[1] = t[1][q] < r[1] ? t[1][q] : r[1];
+        r[2] = t[2][q] > r[2] ? t[2][q] : r[2];
+        r[3] = t[3][q] < r[3] ? t[3][q] : r[3];
+    }
     se_st_merge(st, r[0], r[1], r[2], r[3], K, !_mm256_testz_si256(anyv, anyv));
     return j;
 }

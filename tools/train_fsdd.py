@@ -12,9 +12,9 @@ of +-1 band is roughly a vocal tract 10 % shorter or longer. Augmentation is for
 only: the shipped model runs the plain ``audio-delta`` preset and its file is the same
 format as before.
 
-The readout features are a temporal pyramid (:data:`OVERRIDES`, on top of
-``CONFIG["fsdd-digits"]``): the sqrt spike rates of each ``hid`` neuron over the whole
-utterance, its 2 halves, 3 thirds and 4 quarters (``decision.segments`` ``[1, 2, 3, 4]``).
+The readout features are a temporal pyramid (``CONFIG["fsdd-digits"]``, tools/train_apps.py):
+the sqrt spike rates of each ``hid`` neuron over the whole utterance, its 2 halves, 3 thirds
+and 4 quarters (``decision.segments`` ``[1, 2, 3, 4]``).
 
 Protocols (as the model card): leave one speaker out (a held-out speaker's recordings and
 their warped copies are never in the fit) and the dataset's own split (train recordings
@@ -56,9 +56,6 @@ from .train_apps import CONFIG, metadata, summarise, write_model, write_report
 
 TASK = "fsdd-digits"
 DEFAULT_SHIFTS = (-1.0, -0.5, 0.5, 1.0)
-#: what this trainer changes in ``CONFIG["fsdd-digits"]`` (tools/train_apps.py): a temporal
-#: pyramid of 1 + 2 + 3 + 4 parts instead of 4 equal parts (see the model card)
-OVERRIDES = {"decision": {"segments": [1, 2, 3, 4]}}
 
 
 class BandShift(Transform):
@@ -395,8 +392,6 @@ def main(argv=None) -> int:
                     "(l2 defaults to the config's)")
     args = ap.parse_args(argv)
     cfg = json.loads(json.dumps(CONFIG[TASK]))
-    for sec, kv in OVERRIDES.items():
-        cfg[sec].update(kv)
     for s in args.set:
         try:
             key, val = s.split("=", 1)
