@@ -25,6 +25,7 @@ import numpy as np
 from spikeedge import quantize, save_model
 from spikeedge.apps.stream import AppReadout, FloatRunner, run_stream
 from spikeedge.apps.tasks import TASKS, build_network, list_recordings, truth_and_predictions
+from spikeedge.errors import SpikeEdgeError
 from spikeedge.train import (
     confusion,
     cross_val_scores,
@@ -205,6 +206,22 @@ def protocols(task, X, y, groups, names, fit, labels, log=print, offsets=None) -
     return out
 
 
+def apply_override(ap: argparse.ArgumentParser, cfg: dict, spec: str) -> None:
+    """One ``--set SECTION.KEY=JSON`` into cfg; a malformed one is a usage error (exit 2)."""
+    key, eq, val = spec.partition("=")
+    sec, dot, k = key.partition(".")
+    if not eq or not dot or not k:
+        ap.error(f"--set {spec!r}: expected SECTION.KEY=JSON, e.g. fit.l2=0.1")
+    if not isinstance(cfg.get(sec), dict):
+        ap.error(f"--set {spec!r}: unknown section {sec!r}; this task has "
+                 f"{', '.join(sorted(x for x in cfg if isinstance(cfg[x], dict)))}")
+    try:
+        cfg[sec][k] = json.loads(val)
+    except json.JSONDecodeError as e:
+        ap.error(f"--set {spec!r}: the value is not JSON ({e.msg}); strings need quotes, "
+                 f"e.g. {key}='\"text\"'")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("task", choices=list(CONFIG))
@@ -227,14 +244,18 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     cfg = json.loads(json.dumps(CONFIG[args.task]))
     for s in args.set:
-        key, val = s.split("=", 1)
-        sec, k = key.split(".", 1)
-        cfg[sec][k] = json.loads(val)
+        apply_override(ap, cfg, s)
     labels = TASKS[args.task]
-    recs = list_recordings(args.task, args.data)
+    try:
+        net = build_network(args.task, args.seed, **cfg["net"])
+        prog = quantize(net)
+    except (SpikeEdgeError, TypeError, ValueError) as e:
+        ap.error(f"the network of {args.task} cannot be built from this config: {e}")
+    try:
+        recs = list_recordings(args.task, args.data)
+    except SpikeEdgeError as e:
+        ap.error(f"--data: {e}")
     print(f"{args.task}: {len(recs)} recordings, config {json.dumps(cfg)}", flush=True)
-    net = build_network(args.task, args.seed, **cfg["net"])
-    prog = quantize(net)
     meta = metadata(args.task, cfg)
     X, y, groups, names, cost = collect(args.task, prog, meta, recs, jobs=args.jobs)
     print(f"fixed point: {len(y)} examples x {X.shape[1]} features; "
