@@ -44,3 +44,20 @@ def test_compare_flags_growth_only():
     assert callgrind.compare({"kws": {"instructions_per_sim_s": 1099}}, base) == []
     assert callgrind.compare({"kws": {"instructions_per_sim_s": 500}}, base) == []
     assert len(callgrind.compare({"kws": {"instructions_per_sim_s": 1101}}, base)) == 1
+
+
+def test_spike_free_count_is_the_part_spikes_do_not_drive(baseline):
+    """--spike-free feeds kws an all-zero input: nothing spikes, and the step costs less than
+    with the standard input, but not nothing (the neuron passes still run)."""
+    free = callgrind.count("kws", T=0.5, spike_free=True)
+    real = callgrind.count("kws", T=0.5)
+    assert free["spikes"] == 0 and real["spikes"] > 0
+    assert 0.2 * real["instructions_per_step"] < free["instructions_per_step"] \
+        < real["instructions_per_step"]
+
+
+def test_spike_free_is_not_a_baseline(capsys):
+    with pytest.raises(SystemExit) as e:
+        callgrind.main(["--spike-free", "--update", "x.json"])
+    assert e.value.code == 2
+    assert "not baselines" in capsys.readouterr().err

@@ -17,6 +17,8 @@ build environment (recorded in the file).
     python -m spikeedge.tools.callgrind                    # counts, one JSON document
     python -m spikeedge.tools.callgrind --update FILE      # write a baseline file
     python -m spikeedge.tools.callgrind --check FILE       # exit 1 if a count grew > 10 %
+    python -m spikeedge.tools.callgrind --spike-free       # the same nets fed all-zero input:
+                                                           # the part of a step spikes do not drive
 """
 from __future__ import annotations
 
@@ -40,14 +42,17 @@ def available() -> bool:
     return shutil.which("valgrind") is not None
 
 
-def _worker(name: str, T: float) -> None:
-    """Run the net for T simulated seconds (inside callgrind)."""
+def _worker(name: str, T: float, spike_free: bool = False) -> None:
+    """Run the net for T simulated seconds (inside callgrind); spike_free: with its input
+    replaced by zeros."""
     import numpy as np
 
     from .. import Engine, quantize
     from ..nets import standard
     from .bench import CHUNK_STEPS
     net, inp, T = standard(name, T)
+    if spike_free:
+        inp = np.zeros_like(inp)
     prog = quantize(net)
     eng = Engine(prog, backend="compiled")
     state = eng.initial_state()
@@ -60,8 +65,9 @@ def _worker(name: str, T: float) -> None:
     print(json.dumps({"steps": int(inp.shape[0]), "spikes": spikes}))
 
 
-def count(name: str, T: float | None = None) -> dict:
-    """Instructions of the kernel step loop for ``name`` over T simulated seconds."""
+def count(name: str, T: float | None = None, spike_free: bool = False) -> dict:
+    """Instructions of the kernel step loop for ``name`` over T simulated seconds (with an
+    all-zero input when spike_free)."""
     T = SIM_SECONDS[name] if T is None else float(T)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "cg.out")
@@ -70,6 +76,8 @@ def count(name: str, T: float | None = None) -> dict:
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                "--collect-atstart=no", f"--toggle-collect={TOGGLE}",
                sys.executable, "-m", "spikeedge.tools.callgrind", "--worker", name, repr(T)]
+        if spike_free:
+            cmd.append("--spike-free")
         res = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if res.returncode != 0:
             raise RuntimeError(f"callgrind run of {name} failed:\n{res.stderr[-2000:]}")
@@ -87,9 +95,9 @@ def count(name: str, T: float | None = None) -> dict:
             "instructions_per_step": round(ir / run["steps"]), "spikes": run["spikes"]}
 
 
-def count_all(names=None) -> dict:
+def count_all(names=None, spike_free: bool = False) -> dict:
     names = list(SIM_SECONDS) if names is None else list(names)
-    return {n: count(n) for n in names}
+    return {n: count(n, spike_free=spike_free) for n in names}
 
 
 def environment() -> dict:
@@ -131,16 +139,27 @@ def main(argv=None) -> int:
     ap.add_argument("--net", action="append", choices=list(SIM_SECONDS))
     ap.add_argument("--update", metavar="FILE", help="write the counts as the baseline")
     ap.add_argument("--check", metavar="FILE", help="fail if a count grew > 10 %%")
+    ap.add_argument("--spike-free", action="store_true",
+                    help="feed each net an all-zero input: counts what a step costs without "
+                         "any spike (not comparable with a baseline)")
     a = ap.parse_args(argv)
+    if a.spike_free and (a.update or a.check):
+        ap.error("--spike-free counts are not baselines: drop --update / --check")
     if a.worker:
-        _worker(a.worker[0], float(a.worker[1]))
+        try:
+            T = float(a.worker[1])
+        except ValueError:
+            ap.error(f"--worker: T must be a number, got {a.worker[1]!r}")
+        _worker(a.worker[0], T, a.spike_free)
         return 0
     if not available():
         print("valgrind is not installed (Debian/Ubuntu: apt-get install valgrind)",
               file=sys.stderr)
         return 2
-    counts = count_all(a.net)
+    counts = count_all(a.net, a.spike_free)
     doc = {"environment": environment(), "nets": counts}
+    if a.spike_free:
+        doc["input"] = "all zero (--spike-free)"
     if a.update:
         with open(a.update, "w") as f:
             json.dump(doc, f, indent=2)
