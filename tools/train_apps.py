@@ -1,8 +1,14 @@
 """Retrain the shipped application models from the shared recordings.
 
-    python -m spikeedge.tools.train_apps fsdd-digits  --data ../shared/data/fsdd
     python -m spikeedge.tools.train_apps mitbih-beats --data ../shared/data/mitbih
-    python -m spikeedge.tools.train_apps myo-gestures --data ../shared/data/myo-wrist-gestures
+    python -m spikeedge.tools.train_apps fsdd-digits  --data ../shared/data/fsdd --no-save
+    python -m spikeedge.tools.train_apps myo-gestures --no-save \\
+        --data ../shared/data/myo-wrist-gestures
+
+The shipped fsdd-digits and myo-gestures readouts are also fitted on augmented copies of the
+recordings, by ``spikeedge.tools.train_fsdd`` and ``spikeedge.tools.myo_augment`` (``RECIPES``);
+here those two tasks cross-validate the plain recipe, and writing their model file needs an
+explicit ``--out`` so that the shipped one is never overwritten by accident.
 
 Each run: build the task's fixed random LIF reservoir (seeded), quantize it, stream every
 recording through the fixed-point pipeline of ``spikeedge eval`` (source -> encoder ->
@@ -81,6 +87,9 @@ CONFIG = {
         "offsets": {"classes": [1, 2], "inner_folds": 4},
         "net": {},
     },
+    # the shipped myo-gestures readout is also fitted on rotated (armband-shift) copies of
+    # the training recordings, with the ridge fit of spikeedge.tools.myo_augment: retrain
+    # it with that tool, which uses this entry (its "fit" below is the previous recipe's)
     "myo-gestures": {
         "encoder": {"preset": "emg-lif", "params": {}},
         # the reservoir plus eight relay neurons that repeat the encoder's spikes (one per
@@ -206,6 +215,11 @@ def protocols(task, X, y, groups, names, fit, labels, log=print, offsets=None) -
     return out
 
 
+#: tasks whose shipped model is trained by another tool (augmented copies of the recordings)
+RECIPES = {"fsdd-digits": "spikeedge.tools.train_fsdd",
+           "myo-gestures": "spikeedge.tools.myo_augment"}
+
+
 def apply_override(ap: argparse.ArgumentParser, cfg: dict, spec: str) -> None:
     """One ``--set SECTION.KEY=JSON`` into cfg; a malformed one is a usage error (exit 2)."""
     key, eq, val = spec.partition("=")
@@ -242,6 +256,10 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
                     help="override a CONFIG entry, e.g. fit.l2=0.1 or net.n_hid=128")
     args = ap.parse_args(argv)
+    if args.task in RECIPES and not args.no_save and args.out is None:
+        ap.error(f"the shipped {args.task} model is trained by python -m "
+                 f"{RECIPES[args.task]}; this plain recipe would overwrite it: pass "
+                 "--no-save, or --out FILE for a model file of the plain recipe")
     cfg = json.loads(json.dumps(CONFIG[args.task]))
     for s in args.set:
         apply_override(ap, cfg, s)

@@ -36,3 +36,11 @@ def test_override_reaches_the_config():
     train_apps.apply_override(argparse.ArgumentParser(), cfg, 'fit.l2=0.25')
     train_apps.apply_override(argparse.ArgumentParser(), cfg, 'fit.name="a=b"')
     assert cfg["fit"] == {"l2": 0.25, "name": "a=b"}
+
+
+@pytest.mark.parametrize("task, tool", sorted(train_apps.RECIPES.items()))
+def test_plain_recipe_never_overwrites_an_augmented_shipped_model(tmp_path, capsys, task, tool):
+    with pytest.raises(SystemExit) as e:
+        train_apps.main([task, "--data", str(tmp_path)])
+    assert e.value.code == 2
+    assert tool in capsys.readouterr().err
