@@ -12,6 +12,12 @@ of +-1 band is roughly a vocal tract 10 % shorter or longer. Augmentation is for
 only: the shipped model runs the plain ``audio-delta`` preset and its file is the same
 format as before.
 
+``--speeds`` adds speed-perturbed copies (the waveform resampled by a factor and replayed at
+the file's rate: tempo, pitch and formants scale together, as for another speaker's vocal
+tract and speaking rate) and ``--snrs`` noisy copies (white noise at that SNR), both through
+the ``wavaug:`` training source (:class:`AugmentedWavSource`); a ``--nested`` candidate may
+train on a subset of the copies (``"shifts"`` / ``"speeds"`` / ``"snrs"`` lists).
+
 The readout features are a temporal pyramid (``CONFIG["fsdd-digits"]``, tools/train_apps.py):
 the sqrt spike rates of each ``hid`` neuron over the whole utterance, its 2 halves, 3 thirds
 and 4 quarters (``decision.segments`` ``[1, 2, 3, 4]``).
@@ -30,6 +36,7 @@ Readouts are fitted with :func:`fit_logistic32`: the objective of
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import sys
@@ -48,8 +55,10 @@ from spikeedge.apps.stream import (
     utterance_segments,
 )
 from spikeedge.apps.tasks import TASKS, DataError, build_network, list_recordings
+from spikeedge.sensors import register_scheme
 from spikeedge.sensors.encoders import Chain, Transform
-from spikeedge.sensors.errors import EncoderConfigError
+from spikeedge.sensors.errors import EncoderConfigError, SourceConfigError
+from spikeedge.sensors.readers import WavSource
 from spikeedge.train import TrainError, predict, wilson_interval
 
 from .train_apps import CONFIG, metadata, summarise, write_model, write_report
@@ -87,6 +96,93 @@ def warped_encoder(preset: str, rate: float, shift: float, step_hz: float = 1000
     *front, spk = enc.stages
     return Chain(*front, BandShift(front[-1].out_rate_exact, front[-1].channels_out, shift),
                  spk)
+
+
+def augment_waveform(x: np.ndarray, speed: float = 1.0, snr_db: float | None = None,
+                     rng: np.random.Generator | None = None) -> np.ndarray:
+    """Speed perturbation and additive noise of a waveform (training copies only).
+
+    ``speed`` > 1 plays the recording faster: it is resampled to ``len(x) / speed`` samples
+    (polyphase filter, the ratio as a fraction with a denominator up to 100) and kept at the
+    original rate, so tempo *and* every frequency (pitch and formants, i.e. the vocal tract)
+    scale by ``speed``. ``snr_db``: white Gaussian noise at that signal-to-noise ratio
+    (signal power: the mean square of the whole recording) from ``rng``. Returns float64;
+    out-of-range values raise :class:`~spikeedge.sensors.errors.SourceConfigError`."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+    x = np.asarray(x, np.float64)
+    if not np.isfinite(speed) or not 0.5 <= speed <= 2.0:
+        raise SourceConfigError(f"augment_waveform: speed must be within 0.5..2, got {speed}")
+    if snr_db is not None and (not np.isfinite(snr_db) or not -20 <= snr_db <= 80):
+        raise SourceConfigError(f"augment_waveform: snr must be within -20..80 dB, got {snr_db}")
+    if speed != 1.0:
+        fr = Fraction(float(speed)).limit_denominator(100)
+        x = resample_poly(x, fr.denominator, fr.numerator)
+    if snr_db is not None and len(x):
+        power = float(np.mean(x * x))
+        rng = rng if rng is not None else np.random.default_rng(0)
+        x = x + rng.standard_normal(len(x)) * np.sqrt(power / 10.0 ** (snr_db / 10.0))
+    return x
+
+
+class AugmentedWavSource(WavSource):
+    """``wavaug:PATH?speed=S&snr=DB&seed=K``: a mono 16-bit WAV (as ``wav:``) replayed after
+    :func:`augment_waveform` at the file's own rate; the noise is seeded by ``seed`` and the
+    file name, so a copy is the same in every run and process. Training copies only: the
+    shipped model reads plain ``wav:``."""
+
+    scheme = "wavaug"
+    OPTIONS = {**WavSource.OPTIONS, "speed": float, "snr": float, "seed": int}
+
+    def __init__(self, path, *, speed: float = 1.0, snr: float | None = None, seed: int = 0,
+                 **kw):
+        kw.setdefault("name", f"wavaug:{path}")
+        if kw.get("resample") is not None:
+            raise SourceConfigError(f"wavaug:{path}: resample is not supported here")
+        super().__init__(path, **kw)
+        augment_waveform(np.zeros(1), speed, snr)        # checks the values
+        self.speed, self.snr, self.seed = float(speed), snr, int(seed)
+
+    def _open(self) -> None:
+        import wave
+        import zlib
+        self._pos = 0
+        self._avail = None
+        with wave.open(str(self.path), "rb") as w:
+            x = self._decode(w.readframes(self.n_frames), 0)
+        if x.shape[0] < self.n_frames:
+            self._truncated(x.shape[0])
+        rng = np.random.default_rng([self.seed, zlib.crc32(self.path.name.encode())])
+        self._data = augment_waveform(x, self.speed, self.snr, rng)
+
+
+register_scheme("wavaug", "spikeedge.tools.train_fsdd:AugmentedWavSource")
+
+#: one version of a recording: (band shift, speed factor, SNR in dB or None); (0, 1, None)
+#: is the recording as the shipped model hears it
+PLAIN = (0.0, 1.0, None)
+
+
+def version_url(url: str, version) -> str:
+    """The source URL of ``version`` of the ``wav:`` recording ``url`` (the band shift is
+    applied in the encoder, not here)."""
+    _, speed, snr = version
+    if speed == 1.0 and snr is None:
+        return url
+    scheme, _, path = url.partition(":")
+    if scheme != "wav" or "?" in path:
+        raise DataError(f"{url}: speed / noise copies need a plain wav: recording")
+    q = f"speed={speed!r}" + ("" if snr is None else f"&snr={snr!r}")
+    return f"wavaug:{path}?{q}"
+
+
+def version_name(version) -> str:
+    shift, speed, snr = version
+    parts = ([f"shift {shift:+g}"] if shift else []) + \
+        ([f"speed {speed:g}"] if speed != 1.0 else []) + \
+        ([f"snr {snr:g} dB"] if snr is not None else [])
+    return ", ".join(parts) or "plain"
 
 
 def fit_logistic32(X, y, n_classes: int, l2: float = 1e-3, max_iter: int = 500, **kw):
@@ -135,7 +231,9 @@ def _layout_key(segments) -> str:
 def _features(args):
     """One recording, one shift (0: the shipped front end) -> feature vectors (one per
     segment layout in ``layouts``), cost."""
-    program, meta, url, shift, use_float, layouts = args
+    program, meta, url, version, use_float, layouts = args
+    shift = version[0]
+    url = version_url(url, version)
     program.report["metadata"] = meta
     r = AppReadout.from_program(program, need_weights=False)
     enc = None
@@ -158,11 +256,13 @@ def _features(args):
 
 
 def collect(program, meta, recs, shifts, use_float=False, jobs=1, log=print, layouts=(None,)):
-    """Features ``[len(shifts), n_recs, F]`` (shift order as given) for each segment layout in
-    ``layouts`` (None: the model's own decision; a tuple of part counts: that pyramid), and the
-    cost of shift 0. Returns (list of feature arrays, cost)."""
+    """Features ``[len(shifts), n_recs, F]`` (version order as given) for each segment layout
+    in ``layouts`` (None: the model's own decision; a tuple of part counts: that pyramid), and
+    the cost of the first version (the plain one). ``shifts``: versions ``(shift, speed, snr)``
+    or plain band shifts. Returns (list of feature arrays, cost)."""
     layouts = list(layouts)
-    work = [(program, meta, rec.url, s, use_float, layouts) for s in shifts for rec in recs]
+    versions = [v if isinstance(v, tuple) else (float(v), 1.0, None) for v in shifts]
+    work = [(program, meta, rec.url, v, use_float, layouts) for v in versions for rec in recs]
     pool = None
     if jobs > 1:
         import multiprocessing
@@ -260,7 +360,8 @@ def _fit_job(job):
     return c, out, predict(W, b, Xs[c][0][m])
 
 
-def nested_loso(Xs, y, groups, candidates, fit, n_cls, log=print, jobs=1) -> dict:
+def nested_loso(Xs, y, groups, candidates, fit, n_cls, log=print, jobs=1,
+                screen=False) -> dict:
     """Nested speaker-wise choice between readout ``candidates`` (dicts with ``segments`` and
     ``l2``; ``Xs[i]`` the features [V, n, F] of candidate i). For each held-out speaker o, the
     candidate with the best mean accuracy leaving one of the *other* speakers out (fitted on the
@@ -268,7 +369,8 @@ def nested_loso(Xs, y, groups, candidates, fit, n_cls, log=print, jobs=1) -> dic
     {o, i} serves both outer folds o and i, so each candidate costs one fit per pair of
     speakers plus one per speaker. Returns per-candidate leave-one-speaker-out accuracies,
     the inner scores, the choices and the nested accuracy. ``jobs`` > 1: fits in that many
-    forked processes (same results)."""
+    forked processes (same results). ``screen``: only each candidate's plain
+    leave-one-speaker-out (no pair fits, no choice: no ``folds``, no nested accuracy)."""
     spk = [str(g) for g in np.unique(groups)]
     out_pred: dict = {}
     inner = {}          # (candidate, left-out pair, scored speaker) -> accuracy
@@ -277,7 +379,8 @@ def nested_loso(Xs, y, groups, candidates, fit, n_cls, log=print, jobs=1) -> dic
     for c, cand in enumerate(candidates):
         f = dict(fit, l2=float(cand.get("l2", fit.get("l2", 1e-3))))
         work += [(c, (g,), f) for g in spk]
-        work += [(c, pair, f) for pair in itertools.combinations(spk, 2)]
+        if not screen:
+            work += [(c, pair, f) for pair in itertools.combinations(spk, 2)]
     _FIT_DATA.update(Xs=Xs, y=y, groups=groups, labels=range(n_cls))
     pool = None
     t0 = time.time()
@@ -297,7 +400,8 @@ def nested_loso(Xs, y, groups, candidates, fit, n_cls, log=print, jobs=1) -> dic
                     out_pred.setdefault(c, np.full(len(y), -1, np.int64))[m] = p
                 else:
                     inner[(c, *left, g)] = acc
-            log(f"  fit {i + 1}/{len(work)}: candidate {c} without {', '.join(left)}, "
+            score = f" (accuracy {plain[c, left[0]][0]:.3f})" if len(left) == 1 else ""
+            log(f"  fit {i + 1}/{len(work)}: candidate {c} without {', '.join(left)}{score}, "
                 f"{time.time() - t0:.0f} s", flush=True)
     finally:
         _FIT_DATA.clear()
@@ -313,6 +417,9 @@ def nested_loso(Xs, y, groups, candidates, fit, n_cls, log=print, jobs=1) -> dic
         out["candidates"].append({**cand, "leave_one_speaker_out": float(
             np.mean([plain[c, g][0] for g in spk])), "per_speaker": {
             g: plain[c, g][0] for g in spk}})
+    out["predictions"] = out_pred        # candidate -> leave-one-speaker-out predictions
+    if screen:
+        return out
     pred = np.full(len(y), -1, np.int64)
     for o in spk:
         scores = []
@@ -326,7 +433,6 @@ def nested_loso(Xs, y, groups, candidates, fit, n_cls, log=print, jobs=1) -> dic
         log(f"  held out {o}: inner scores {[round(v, 4) for v in scores]} -> candidate "
             f"{best}, {plain[best, o][0]:.3f}", flush=True)
     k, n = int(np.sum(pred == y)), len(y)
-    out["predictions"] = out_pred        # candidate -> leave-one-speaker-out predictions
     out["nested_accuracy"] = k / n
     out["nested_accuracy_ci"] = wilson_interval(k, n)
     log(f"  nested leave one speaker out: {k / n:.4f}", flush=True)
@@ -343,12 +449,18 @@ def _candidates(text: str) -> list[dict]:
             "--nested: a JSON list of objects such as "
             "'[{\"segments\": 4}, {\"segments\": [1, 2, 3, 4], \"l2\": 0.03}]'")
     for v in vals:
-        bad = sorted(set(v) - {"segments", "l2"})
+        bad = sorted(set(v) - {"segments", "l2", "shifts", "speeds", "snrs"})
+        for key in ("shifts", "speeds", "snrs"):
+            sub = v.get(key, [])
+            if not isinstance(sub, list) or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in sub):
+                bad.append(key)
         l2 = v.get("l2", 1.0)
         if bad or "segments" not in v or isinstance(l2, bool) \
                 or not isinstance(l2, (int, float)) or not 0 < l2 < 1e3:
             raise argparse.ArgumentTypeError(
-                f"--nested: each candidate needs 'segments' and may have 'l2' (> 0), got {v}")
+                f"--nested: each candidate needs 'segments' and may have 'l2' (> 0) and "
+                f"'shifts' / 'speeds' / 'snrs' (lists of numbers), got {v}")
         try:
             _layout_key(v["segments"])
         except AppModelError as e:
@@ -367,6 +479,67 @@ def _shifts(text: str) -> list[float]:
     return vals
 
 
+def _speeds(text: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--speeds: comma-separated numbers, got {text!r}") from None
+    if any(v == 1 or not np.isfinite(v) or not 0.5 <= v <= 2 for v in vals):
+        raise argparse.ArgumentTypeError("--speeds: speed factors within 0.5..2, not 1")
+    return vals
+
+
+def _snrs(text: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--snrs: comma-separated numbers (dB), got {text!r}") from None
+    if any(not np.isfinite(v) or not -20 <= v <= 80 for v in vals):
+        raise argparse.ArgumentTypeError("--snrs: signal-to-noise ratios within -20..80 dB")
+    return vals
+
+
+def candidate_versions(cand: dict, versions: list) -> list[int]:
+    """Indices into ``versions`` of the copies a nested candidate trains on: the plain one and
+    the band shifts / speeds / SNRs it names (each defaults to all of the command line's)."""
+    pick = {}
+    for k, pos in (("shifts", 0), ("speeds", 1), ("snrs", 2)):
+        allv = {v[pos] for v in versions[1:] if v[pos] != PLAIN[pos]}
+        want = cand.get(k)
+        want = allv if want is None else {float(x) for x in want}
+        if not want <= allv:
+            raise argparse.ArgumentTypeError(
+                f"--nested: candidate {cand} names {k} {sorted(want - allv)} that are not "
+                f"among the command line's ({sorted(allv)})")
+        pick[pos] = want
+    return [0] + [i for i, v in enumerate(versions) if i and all(
+        v[pos] == PLAIN[pos] or v[pos] in pick[pos] for pos in range(3))]
+
+
+def _collect_cached(path, prog, meta, recs, versions, jobs, layouts):
+    """:func:`collect`, read from / written to the ``--cache`` file ``path`` (None: no cache).
+    A cache is used only when it was made from the same recordings, versions, segment layouts
+    and model (metadata and a hash of the quantized weights, which the seed draws)."""
+    key = json.dumps({"urls": [r.url for r in recs], "versions": versions,
+                      "layouts": [None if k is None else list(k) for k in layouts],
+                      "meta": meta, "weights": hashlib.sha256(
+                          np.ascontiguousarray(prog.weights).tobytes()).hexdigest()},
+                     sort_keys=True, default=str)
+    if path and Path(path).exists():
+        with np.load(path) as z:
+            if "key" in z and str(z["key"]) == key:
+                print(f"features read from {path}", flush=True)
+                return ([z[f"X{j}"] for j in range(len(layouts))],
+                        json.loads(str(z["cost"])))
+        print(f"{path}: made from other settings; streaming again", flush=True)
+    Xs, cost = collect(prog, meta, recs, versions, jobs=jobs, layouts=layouts)
+    if path:
+        np.savez(path, key=key, cost=json.dumps(cost), **{f"X{j}": x for j, x in enumerate(Xs)})
+    return Xs, cost
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="the FSDD folder in ../shared/data")
@@ -377,10 +550,20 @@ def main(argv=None) -> int:
     ap.add_argument("--shifts", type=_shifts, default=list(DEFAULT_SHIFTS),
                     help="band shifts of the warped training copies, comma-separated "
                     "(default %(default)s)")
+    ap.add_argument("--speeds", type=_speeds, default=[],
+                    help="speed-perturbed training copies (resampled waveform: tempo and "
+                    "frequencies scale together), comma-separated factors, e.g. 0.9,1.1")
+    ap.add_argument("--snrs", type=_snrs, default=[],
+                    help="noisy training copies (white noise), comma-separated SNRs in dB")
     ap.add_argument("--float", action="store_true", help="also run the float twin")
     ap.add_argument("--no-cv", action="store_true", help="skip the protocols")
     ap.add_argument("--no-save", action="store_true", help="do not write the model")
-    ap.add_argument("--cache", default=None, help="save the fixed-point features (.npz) here")
+    ap.add_argument("--cache", default=None, help="save the fixed-point features (.npz) here; "
+                    "an existing file made with the same versions, layouts, config and seed "
+                    "is read instead of streaming again")
+    ap.add_argument("--screen", action="store_true", help="with --nested: only each "
+                    "candidate's leave-one-speaker-out (no inner choice, no shipped-model fits, "
+                    "nothing saved)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes for streaming")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
                     help="override a CONFIG entry, e.g. fit.l2=0.1")
@@ -409,8 +592,14 @@ def main(argv=None) -> int:
     except DataError as e:
         ap.error(str(e))
     shifts = [0.0] + list(args.shifts)
-    print(f"{TASK}: {len(recs)} recordings, band shifts {shifts}, config {json.dumps(cfg)}",
-          flush=True)
+    versions = [PLAIN] + [(float(v), 1.0, None) for v in args.shifts] + \
+        [(0.0, float(v), None) for v in args.speeds] + [(0.0, 1.0, float(v)) for v in args.snrs]
+    try:
+        picks = [candidate_versions(c, versions) for c in args.nested or []]
+    except argparse.ArgumentTypeError as e:
+        ap.error(str(e))
+    print(f"{TASK}: {len(recs)} recordings, versions "
+          f"{[version_name(v) for v in versions]}, config {json.dumps(cfg)}", flush=True)
     prog = quantize(build_network(TASK, args.seed, **cfg["net"]))
     meta = metadata(TASK, cfg)
     y = np.array([r.label for r in recs], np.int64)
@@ -419,31 +608,32 @@ def main(argv=None) -> int:
     own = utterance_segments(cfg["decision"])
     layouts = [None] + [k for k in dict.fromkeys(utterance_segments(c)
                                                  for c in args.nested or []) if k != own]
-    Xs, cost = collect(prog, meta, recs, shifts, jobs=args.jobs, layouts=layouts)
+    Xs, cost = _collect_cached(args.cache, prog, meta, recs, versions, args.jobs, layouts)
     X = Xs[0]
     by_layout = {own: X, **dict(zip(layouts[1:], Xs[1:], strict=True))}
     print(f"fixed point: {X.shape[1]} recordings x {X.shape[0]} versions x {X.shape[2]} "
           f"features; events/decision {cost['events'] / cost['decisions']:.0f}", flush=True)
-    if args.cache:
-        np.savez_compressed(args.cache, X=X, y=y, groups=groups, index=index,
-                            shifts=np.array(shifts))
     report = {"task": TASK, "config": cfg, "seed": args.seed, "shifts": shifts,
               "n_recordings": len(recs), "cost": cost}
+    if args.speeds or args.snrs:
+        report.update(speeds=args.speeds, snrs=args.snrs)
     loso_pred = None
     if args.nested:
         print("nested choice between candidates (fixed point):", flush=True)
-        nest = nested_loso([by_layout[utterance_segments(c)] for c in args.nested],
+        nest = nested_loso([by_layout[utterance_segments(c)][v] if len(v) < len(versions)
+                            else by_layout[utterance_segments(c)]
+                            for c, v in zip(args.nested, picks, strict=True)],
                            y, groups, args.nested, cfg["fit"], len(labels),
-                           jobs=args.fit_jobs)
+                           jobs=args.fit_jobs, screen=args.screen)
         preds = nest.pop("predictions")
         report["nested"] = nest
         # the shipped configuration among the candidates: its predictions are the protocol's
         for c, cand in enumerate(args.nested):
-            if utterance_segments(cand) == own and \
+            if utterance_segments(cand) == own and len(picks[c]) == len(versions) and \
                     float(cand.get("l2", cfg["fit"].get("l2"))) == float(cfg["fit"].get("l2")):
                 loso_pred = preds[c]
     del Xs, by_layout
-    if not args.no_cv:
+    if not args.no_cv and not args.screen:
         print("shipped configuration:", flush=True)
         report["fixed"] = protocols(X, y, groups, index, cfg["fit"], labels,
                                     loso_pred=loso_pred)
@@ -452,10 +642,10 @@ def main(argv=None) -> int:
         split_readout = None
     if args.float:
         print("float twin:", flush=True)
-        (Xf,), _ = collect(prog, meta, recs, shifts, use_float=True, jobs=args.jobs)
+        (Xf,), _ = collect(prog, meta, recs, versions, use_float=True, jobs=args.jobs)
         report["float"] = protocols(Xf, y, groups, index, cfg["fit"], labels)
         report["float"].pop("_split_readout")
-    if not args.no_save:
+    if not args.no_save and not args.screen:
         # the dataset's convention: recordings 5-49 (and their warped copies) train, 0-4 test
         sel = index >= 5
         Xt = X[:, sel].reshape(-1, X.shape[2])
@@ -466,6 +656,8 @@ def main(argv=None) -> int:
         meta["training"] = {"data": Path(args.data).name, "examples": int(len(yt)),
                             "recordings": int(sel.sum()), "band_shifts": shifts,
                             "train_accuracy": train_acc, "seed": args.seed, "fit": cfg["fit"]}
+        if args.speeds or args.snrs:
+            meta["training"].update(speeds=args.speeds, snrs=args.snrs)
         out = write_model(args.out, TASK, prog, meta, W, b, train_acc)
         print(f"compressed {out}: {deflate_model(out)} bytes", flush=True)
     write_report(args.report, report)
