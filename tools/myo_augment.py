@@ -58,7 +58,7 @@ from spikeedge.apps.tasks import (
 )
 from spikeedge.sensors.encoders import Chain, Compress, Envelope, Transform
 from spikeedge.sensors.errors import EncoderConfigError
-from spikeedge.train import TrainError, fit_readout, predict
+from spikeedge.train import TrainError, fit_logistic32, fit_readout, predict
 
 from .train_apps import CONFIG, metadata, summarise, write_model, write_report
 
@@ -188,7 +188,6 @@ def fit_aug(Xs, y, train, shifts, n_cls, fit):
     f = dict(fit)
     if f.get("method", "logistic") == "logistic" and not f.get("balanced"):
         # the objective of spikeedge.train.fit_logistic, float32 products (twice as fast)
-        from .train_fsdd import fit_logistic32
         f.pop("method", None)
         return fit_logistic32(Xt, yt, n_cls, **f)
     return fit_readout(Xt, yt, n_cls, **f)

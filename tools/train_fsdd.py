@@ -30,7 +30,7 @@ readout configurations (segment layouts, L2) inside each leave-one-speaker-out f
 leave-one-speaker-out over the four training speakers only (:func:`nested_loso`): the
 speaker-wise accuracy of the *choice*, not of a configuration picked on all five speakers.
 
-Readouts are fitted with :func:`fit_logistic32`: the objective of
+Readouts are fitted with :func:`spikeedge.train.fit_logistic32`: the objective of
 :func:`spikeedge.train.fit_logistic` with float32 products (about twice as fast).
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ from spikeedge.sensors import register_scheme
 from spikeedge.sensors.encoders import Chain, Transform
 from spikeedge.sensors.errors import EncoderConfigError, SourceConfigError
 from spikeedge.sensors.readers import WavSource
-from spikeedge.train import TrainError, predict, wilson_interval
+from spikeedge.train import fit_logistic32, predict, wilson_interval
 
 from .train_apps import CONFIG, metadata, summarise, write_model, write_report
 
@@ -183,44 +183,6 @@ def version_name(version) -> str:
         ([f"speed {speed:g}"] if speed != 1.0 else []) + \
         ([f"snr {snr:g} dB"] if snr is not None else [])
     return ", ".join(parts) or "plain"
-
-
-def fit_logistic32(X, y, n_classes: int, l2: float = 1e-3, max_iter: int = 500, **kw):
-    """Multinomial logistic regression with the objective of
-    :func:`spikeedge.train.fit_logistic` (mean cross-entropy over equally weighted examples
-    plus ``l2 / 2 * |W|^2`` on standardised features, L-BFGS-B), with the large products in
-    float32; returns (W [C, F], b [C]) float32 on raw features."""
-    from scipy.optimize import minimize
-    if kw.pop("method", "logistic") != "logistic" or kw.pop("balanced", False) or kw:
-        raise TrainError(f"fit_logistic32: logistic, unbalanced, options l2 and max_iter "
-                         f"only (got {kw})")
-    X = np.asarray(X, np.float32)
-    y = np.asarray(y, np.int64)
-    if X.ndim != 2 or len(X) != len(y) or not len(y) or y.min() < 0 or y.max() >= n_classes:
-        raise TrainError(f"fit_logistic32: need X [n, F] and n labels in 0..{n_classes - 1}")
-    mu = X.mean(0, dtype=np.float64)
-    sd = X.std(0, dtype=np.float64)
-    sd[sd < 1e-9] = 1.0
-    Z = ((X - mu) / sd).astype(np.float32)
-    n, f = Z.shape
-    Y = np.zeros((n, n_classes))
-    Y[np.arange(n), y] = 1.0
-
-    def loss(theta):
-        W = theta[: n_classes * f].reshape(n_classes, f)
-        S = (Z @ W.T.astype(np.float32)).astype(np.float64) + theta[n_classes * f:]
-        S -= S.max(1, keepdims=True)
-        logp = S - np.log(np.exp(S).sum(1, keepdims=True))
-        val = -(Y * logp).sum() / n + 0.5 * l2 * (W * W).sum()
-        G = (np.exp(logp) - Y) / n
-        gW = (G.T.astype(np.float32) @ Z).astype(np.float64) + l2 * W
-        return val, np.concatenate([gW.ravel(), G.sum(0)])
-
-    res = minimize(loss, np.zeros(n_classes * (f + 1)), jac=True, method="L-BFGS-B",
-                   options={"maxiter": int(max_iter)})
-    W = res.x[: n_classes * f].reshape(n_classes, f) / sd[None, :]
-    b = res.x[n_classes * f:] - W @ mu
-    return W.astype(np.float32), b.astype(np.float32)
 
 
 def _layout_key(segments) -> str:

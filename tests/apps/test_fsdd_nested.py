@@ -1,5 +1,5 @@
 """The ``fsdd-digits`` trainer's readout fit and nested speaker-wise choice
-(tools/train_fsdd.py): ``fit_logistic32`` optimises the objective of
+(tools/train_fsdd.py): ``spikeedge.train.fit_logistic32`` optimises the objective of
 ``spikeedge.train.fit_logistic``, ``nested_loso`` chooses on the training speakers only, and
 ``--nested`` / ``--set`` reject malformed values with a usage error."""
 import argparse
@@ -7,8 +7,8 @@ import argparse
 import numpy as np
 import pytest
 
-from spikeedge.tools.train_fsdd import _candidates, fit_logistic32, main, nested_loso
-from spikeedge.train import TrainError, fit_logistic, predict
+from spikeedge.tools.train_fsdd import _candidates, main, nested_loso
+from spikeedge.train import TrainError, fit_logistic, fit_logistic32, predict
 
 
 def blobs(n_per=30, n_cls=3, f=12, groups=("a", "b", "c", "d"), informative=4, seed=0):
