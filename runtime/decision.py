@@ -21,6 +21,7 @@ and by the daemon, so a model behaves live exactly as it was evaluated.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,17 @@ def _columns(neurons: np.ndarray):
     if n.size and np.array_equal(n, np.arange(n[0], n[0] + n.size)):
         return slice(int(n[0]), int(n[0]) + int(n.size))
     return n
+
+
+def readout_temperature(meta: dict) -> float:
+    """The model metadata's ``readout_temperature`` (default 1): a finite number > 0, else
+    ``DecisionError``."""
+    v = meta.get("readout_temperature", 1.0)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+            or v <= 0:
+        raise DecisionError(f"model metadata readout_temperature must be a finite number > 0, "
+                            f"got {v!r}")
+    return float(v)
 
 
 def _softmax_conf(scores: np.ndarray, temperature: float) -> float:
@@ -121,7 +133,7 @@ class Readout:
         if (w is None) != (b is None):
             raise DecisionError("model has only one of the extras readout_w / readout_b")
         r = cls(labels=[], neurons=neurons, policy=policy, w=None, b=None,
-                temperature=float(meta.get("readout_temperature", 1.0) or 1.0))
+                temperature=readout_temperature(meta))
         if policy == "beat":
             r.pre_steps, r.post_steps = steps("pre_s", 0.6), steps("post_s", 0.3)
             r.bin_steps = steps("bin_s", 0.05)
@@ -296,11 +308,13 @@ class AppDecider:
     (the end of the stream: one stream, one utterance, as ``eval`` does per file)."""
 
     def __init__(self, app_readout, rate: float | None, step_hz: float | None,
-                 temperature: float = 1.0, live_utterance=None):
+                 temperature: float | None = None, live_utterance=None):
         """``rate=None`` makes a description only (policy, labels), with no featurizer;
         the live-utterance options are checked all the same (``AppModelError``)."""
         from .apps.stream import AppModelError, utterance_live_options
         self.app = app_readout
+        if temperature is None:     # the model's own (as Readout.from_program reads it)
+            temperature = readout_temperature(app_readout.meta)
         self.rate, self.step_hz, self.temperature = rate, step_hz, temperature
         dec = app_readout.decision
         self.policy = {"beat": "beat", "utterance": "utterance"}.get(dec["policy"], "window")
