@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +59,7 @@ from spikeedge.sensors.encoders import Chain, Compress, Envelope, Transform
 from spikeedge.sensors.errors import EncoderConfigError
 from spikeedge.train import TrainError, fit_logistic32, fit_readout, predict
 
-from .train_apps import CONFIG, metadata, summarise, write_model, write_report
+from .train_apps import CONFIG, metadata, pool_map, summarise, write_model, write_report
 
 TASK = "myo-gestures"
 STAGES = ("envelope", "raw")
@@ -143,24 +142,7 @@ def collect(program, meta, recs, shifts, stage=DEFAULT_STAGE, jobs=1, log=print,
     ``use_float``: the float twin's spikes instead of the fixed-point engine's."""
     shifts = [0.0] + [float(s) for s in shifts if s != 0]
     work = [(program, meta, rec, s, stage, use_float) for s in shifts for rec in recs]
-    pool = None
-    if jobs > 1:
-        import multiprocessing
-        pool = multiprocessing.get_context("spawn").Pool(jobs)
-        results = pool.imap(_stream, work)
-    else:
-        results = map(_stream, work)
-    out = []
-    t0 = time.time()
-    try:
-        for i, res in enumerate(results):
-            out.append(res)
-            if (i + 1) % max(1, len(work) // 10) == 0:
-                log(f"  {i + 1}/{len(work)} streams, {time.time() - t0:.0f} s", flush=True)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    out = list(pool_map(_stream, work, jobs, log=log))
     n = len(recs)
     y = np.concatenate([o[0] for o in out[:n]])
     groups = np.concatenate([[rec.group] * len(o[0]) for rec, o in zip(recs, out[:n],

@@ -140,34 +140,45 @@ def collect(task, program, meta, recs, use_float=False, log=print, max_seconds=0
                                                  "reference": 0}
     t0 = time.time()
     work = [(task, program, meta, rec, use_float, max_seconds) for rec in recs]
+    for i, (rec, yt, feats, c, extra) in enumerate(pool_map(_stream_one, work, jobs)):
+        for k, f in zip(yt, feats, strict=True):
+            X.append(f)
+            y.append(k)
+            groups.append(rec.group)
+            names.append(rec.name)
+        for key in ("events", "steps", "wall_s", "decisions"):
+            cost[key] += c[key]
+        if extra:
+            cost["missed"] += int(np.sum(extra["missed"]))
+            cost["extra"] += extra["extra"]
+            cost["reference"] += extra["reference"]
+        if (i + 1) % max(1, len(recs) // 10) == 0:
+            log(f"  {i + 1}/{len(recs)} recordings, {len(y)} examples, "
+                f"{time.time() - t0:.0f} s")
+    return np.array(X), np.array(y, np.int64), np.array(groups), np.array(names), cost
+
+
+def pool_map(fn, work: list, jobs: int = 1, chunksize: int = 1, log=None):
+    """``fn(w)`` for every ``w`` of ``work``, in order: in this process (``jobs`` 1) or in
+    ``jobs`` spawned worker processes (each starts clean: no inherited BLAS threads or
+    engine state). ``log``: a progress line every tenth of the work."""
     pool = None
     if jobs > 1:
         import multiprocessing
         pool = multiprocessing.get_context("spawn").Pool(jobs)
-        results = pool.imap(_stream_one, work)
+        results = pool.imap(fn, work, chunksize=chunksize)
     else:
-        results = map(_stream_one, work)
+        results = map(fn, work)
+    t0 = time.time()
     try:
-        for i, (rec, yt, feats, c, extra) in enumerate(results):
-            for k, f in zip(yt, feats, strict=True):
-                X.append(f)
-                y.append(k)
-                groups.append(rec.group)
-                names.append(rec.name)
-            for key in ("events", "steps", "wall_s", "decisions"):
-                cost[key] += c[key]
-            if extra:
-                cost["missed"] += int(np.sum(extra["missed"]))
-                cost["extra"] += extra["extra"]
-                cost["reference"] += extra["reference"]
-            if (i + 1) % max(1, len(recs) // 10) == 0:
-                log(f"  {i + 1}/{len(recs)} recordings, {len(y)} examples, "
-                    f"{time.time() - t0:.0f} s")
+        for i, r in enumerate(results):
+            yield r
+            if log is not None and (i + 1) % max(1, len(work) // 10) == 0:
+                log(f"  {i + 1}/{len(work)} streams, {time.time() - t0:.0f} s", flush=True)
     finally:
         if pool is not None:
             pool.close()
             pool.join()
-    return np.array(X), np.array(y, np.int64), np.array(groups), np.array(names), cost
 
 
 def summarise(y, pred, labels) -> dict:

@@ -61,7 +61,7 @@ from spikeedge.sensors.errors import EncoderConfigError, SourceConfigError
 from spikeedge.sensors.readers import WavSource
 from spikeedge.train import fit_logistic32, predict, wilson_interval
 
-from .train_apps import CONFIG, metadata, summarise, write_model, write_report
+from .train_apps import CONFIG, metadata, pool_map, summarise, write_model, write_report
 
 TASK = "fsdd-digits"
 DEFAULT_SHIFTS = (-1.0, -0.5, 0.5, 1.0)
@@ -225,26 +225,11 @@ def collect(program, meta, recs, shifts, use_float=False, jobs=1, log=print, lay
     layouts = list(layouts)
     versions = [v if isinstance(v, tuple) else (float(v), 1.0, None) for v in shifts]
     work = [(program, meta, rec.url, v, use_float, layouts) for v in versions for rec in recs]
-    pool = None
-    if jobs > 1:
-        import multiprocessing
-        pool = multiprocessing.get_context("spawn").Pool(jobs)
-        results = pool.imap(_features, work, chunksize=8)
-    else:
-        results = map(_features, work)
     feats, events, wall = [], [], []
-    t0 = time.time()
-    try:
-        for i, (f, ev, w) in enumerate(results):
-            feats.append(f)
-            events.append(ev)
-            wall.append(w)
-            if (i + 1) % max(1, len(work) // 10) == 0:
-                log(f"  {i + 1}/{len(work)} streams, {time.time() - t0:.0f} s", flush=True)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    for f, ev, w in pool_map(_features, work, jobs, chunksize=8, log=log):
+        feats.append(f)
+        events.append(ev)
+        wall.append(w)
     Xs = [np.array([f[j] for f in feats]).reshape(len(shifts), len(recs), -1)
           for j in range(len(layouts))]
     n = len(recs)
