@@ -432,82 +432,98 @@ se_pop_avx2(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict
     return j;
 }
 
-/* se_pop_avx2 with 16 lanes and mask registers (AVX-512 F, BW, VL); the last n % 16 neurons
- * take one more pass with masked loads and stores, so this always runs all n. */
+/* One block of se_pop_avx512: the 16 neurons from j on (those of mask m). The odd int32 lanes
+ * are moved into the even positions with a shuffle (port 5) rather than a 64-bit shift, which
+ * would compete with vpmuldq for port 0. */
+__attribute__((target(SE_AVX512), always_inline)) static inline void
+se_pop512_block(int j, __mmask16 m, int32_t *restrict vv, int32_t *restrict rr,
+                int32_t *restrict i0, int32_t *restrict i1, uint8_t *restrict sp,
+                const __m512i *C, __m512i *acc, __mmask16 *anym, const int K, const int NOREF,
+                const int SUB, const int CLAMP) {
+    const __m512i AM = C[0], B0 = C[1], A0 = C[2], B1 = C[3], A1 = C[4], TH = C[5], VR = C[6];
+    const __m512i RS = C[7], DS = C[8], HALF = C[9], BI = C[10], XMN = C[11], XMX = C[12];
+    const __m512i Z = _mm512_setzero_si512(), ONE = _mm512_set1_epi32(1);
+    __m512i v = _mm512_maskz_loadu_epi32(m, vv + j);
+    __m512i x0 = _mm512_maskz_loadu_epi32(m, i0 + j);
+    __m512i vo = _mm512_shuffle_epi32(v, _MM_PERM_DDBB);
+    __m512i x0o = _mm512_shuffle_epi32(x0, _MM_PERM_DDBB);
+    __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, AM), _mm512_mul_epi32(x0, B0));
+    __m512i to = _mm512_add_epi64(_mm512_mul_epi32(vo, AM), _mm512_mul_epi32(x0o, B0));
+    __m512i de = _mm512_add_epi64(_mm512_mul_epi32(x0, A0), HALF);
+    __m512i dd = _mm512_add_epi64(_mm512_mul_epi32(x0o, A0), HALF);
+    __m512i d0 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(de, SE_FRAC),
+                                         _mm512_slli_epi64(dd, 32 - SE_FRAC));
+    _mm512_mask_storeu_epi32(i0 + j, m, d0);
+    acc[0] = _mm512_mask_max_epi32(acc[0], m, acc[0], d0);
+    acc[1] = _mm512_mask_min_epi32(acc[1], m, acc[1], d0);
+    if (K > 1) {
+        __m512i x1 = _mm512_maskz_loadu_epi32(m, i1 + j);
+        __m512i x1o = _mm512_shuffle_epi32(x1, _MM_PERM_DDBB);
+        te = _mm512_add_epi64(te, _mm512_mul_epi32(x1, B1));
+        to = _mm512_add_epi64(to, _mm512_mul_epi32(x1o, B1));
+        __m512i e1 = _mm512_add_epi64(_mm512_mul_epi32(x1, A1), HALF);
+        __m512i o1 = _mm512_add_epi64(_mm512_mul_epi32(x1o, A1), HALF);
+        __m512i d1 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(e1, SE_FRAC),
+                                             _mm512_slli_epi64(o1, 32 - SE_FRAC));
+        _mm512_mask_storeu_epi32(i1 + j, m, d1);
+        acc[2] = _mm512_mask_max_epi32(acc[2], m, acc[2], d1);
+        acc[3] = _mm512_mask_min_epi32(acc[3], m, acc[3], d1);
+    }
+    te = _mm512_add_epi64(te, HALF);
+    to = _mm512_add_epi64(to, HALF);
+    if (CLAMP) {
+        te = _mm512_min_epi64(_mm512_max_epi64(te, XMN), XMX);
+        to = _mm512_min_epi64(_mm512_max_epi64(to, XMN), XMX);
+    }
+    __m512i vj = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, SE_FRAC),
+                                         _mm512_slli_epi64(to, 32 - SE_FRAC));
+    if (CLAMP)
+        vj = _mm512_add_epi32(vj, BI);
+    __m512i r = Z;
+    __mmask16 s;
+    if (!NOREF) {
+        r = _mm512_maskz_loadu_epi32(m, rr + j);
+        r = _mm512_mask_sub_epi32(r, _mm512_cmpgt_epi32_mask(r, Z), r, ONE); /* r -= r > 0 */
+        __mmask16 act = _mm512_cmpeq_epi32_mask(r, Z);
+        vj = _mm512_mask_blend_epi32(act, v, vj);
+        s = _mm512_mask_cmpgt_epi32_mask(act & m, vj, TH);
+    } else {
+        s = _mm512_mask_cmpgt_epi32_mask(m, vj, TH);
+    }
+    __m512i vres = SUB ? _mm512_sub_epi32(vj, DS) : VR;
+    _mm512_mask_storeu_epi32(vv + j, m, _mm512_mask_blend_epi32(s, vj, vres));
+    if (!NOREF)
+        _mm512_mask_storeu_epi32(rr + j, m, _mm512_mask_blend_epi32(s, r, RS));
+    _mm_mask_storeu_epi8(sp + j, m, _mm_maskz_mov_epi8(s, _mm_set1_epi8(1)));
+    *anym |= s;
+}
+
+/* se_pop_avx2 with 16 lanes and mask registers (AVX-512 F, BW, VL): whole blocks of 16 with
+ * the constant full mask, then the last n % 16 neurons in one masked block, so this always
+ * runs all n. */
 __attribute__((target(SE_AVX512))) static inline int
 se_pop_avx512(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict i0,
               int32_t *restrict i1, uint8_t *restrict sp, const int32_t *c, const int64_t *lim,
               int32_t *st, const int K, const int NOREF, const int SUB, const int CLAMP) {
-    const __m512i AM = _mm512_set1_epi32(c[0]), B0 = _mm512_set1_epi32(c[1]);
-    const __m512i A0 = _mm512_set1_epi32(c[2]), B1 = _mm512_set1_epi32(c[3]);
-    const __m512i A1 = _mm512_set1_epi32(c[4]), TH = _mm512_set1_epi32(c[5]);
-    const __m512i VR = _mm512_set1_epi32(c[6]), RS = _mm512_set1_epi32(c[7]);
-    const __m512i DS = _mm512_set1_epi32(c[8]), HALF = _mm512_set1_epi64(SE_HALF);
-    const __m512i BI = _mm512_set1_epi32(c[9]);
-    const __m512i XMN = _mm512_set1_epi64(lim[0]), XMX = _mm512_set1_epi64(lim[1]);
-    const __m512i Z = _mm512_setzero_si512(), ONE = _mm512_set1_epi32(1);
-    const __m128i ONE8 = _mm_set1_epi8(1);
-    __m512i mx0 = _mm512_set1_epi32(st[0]), mn0 = _mm512_set1_epi32(st[1]);
-    __m512i mx1 = _mm512_set1_epi32(st[2]), mn1 = _mm512_set1_epi32(st[3]);
+    const __m512i C[13] = {
+        _mm512_set1_epi32(c[0]), _mm512_set1_epi32(c[1]), _mm512_set1_epi32(c[2]),
+        _mm512_set1_epi32(c[3]), _mm512_set1_epi32(c[4]), _mm512_set1_epi32(c[5]),
+        _mm512_set1_epi32(c[6]), _mm512_set1_epi32(c[7]), _mm512_set1_epi32(c[8]),
+        _mm512_set1_epi64(SE_HALF), _mm512_set1_epi32(c[9]), _mm512_set1_epi64(lim[0]),
+        _mm512_set1_epi64(lim[1])};
+    __m512i acc[4] = {_mm512_set1_epi32(st[0]), _mm512_set1_epi32(st[1]),
+                      _mm512_set1_epi32(st[2]), _mm512_set1_epi32(st[3])};
     __mmask16 anym = 0;
-    for (int j = 0; j < n; j += 16) {
-        __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
-        __m512i v = _mm512_maskz_loadu_epi32(m, vv + j);
-        __m512i x0 = _mm512_maskz_loadu_epi32(m, i0 + j);
-        __m512i vo = _mm512_srli_epi64(v, 32), x0o = _mm512_srli_epi64(x0, 32);
-        __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, AM), _mm512_mul_epi32(x0, B0));
-        __m512i to = _mm512_add_epi64(_mm512_mul_epi32(vo, AM), _mm512_mul_epi32(x0o, B0));
-        __m512i de = _mm512_add_epi64(_mm512_mul_epi32(x0, A0), HALF);
-        __m512i dd = _mm512_add_epi64(_mm512_mul_epi32(x0o, A0), HALF);
-        __m512i d0 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(de, SE_FRAC),
-                                             _mm512_slli_epi64(dd, 32 - SE_FRAC));
-        _mm512_mask_storeu_epi32(i0 + j, m, d0);
-        mx0 = _mm512_mask_max_epi32(mx0, m, mx0, d0);
-        mn0 = _mm512_mask_min_epi32(mn0, m, mn0, d0);
-        if (K > 1) {
-            __m512i x1 = _mm512_maskz_loadu_epi32(m, i1 + j);
-            __m512i x1o = _mm512_srli_epi64(x1, 32);
-            te = _mm512_add_epi64(te, _mm512_mul_epi32(x1, B1));
-            to = _mm512_add_epi64(to, _mm512_mul_epi32(x1o, B1));
-            __m512i e1 = _mm512_add_epi64(_mm512_mul_epi32(x1, A1), HALF);
-            __m512i o1 = _mm512_add_epi64(_mm512_mul_epi32(x1o, A1), HALF);
-            __m512i d1 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(e1, SE_FRAC),
-                                                 _mm512_slli_epi64(o1, 32 - SE_FRAC));
-            _mm512_mask_storeu_epi32(i1 + j, m, d1);
-            mx1 = _mm512_mask_max_epi32(mx1, m, mx1, d1);
-            mn1 = _mm512_mask_min_epi32(mn1, m, mn1, d1);
-        }
-        te = _mm512_add_epi64(te, HALF);
-        to = _mm512_add_epi64(to, HALF);
-        if (CLAMP) {
-            te = _mm512_min_epi64(_mm512_max_epi64(te, XMN), XMX);
-            to = _mm512_min_epi64(_mm512_max_epi64(to, XMN), XMX);
-        }
-        __m512i vj = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, SE_FRAC),
-                                             _mm512_slli_epi64(to, 32 - SE_FRAC));
-        if (CLAMP)
-            vj = _mm512_add_epi32(vj, BI);
-        __m512i r = Z;
-        __mmask16 s;
-        if (!NOREF) {
-            r = _mm512_maskz_loadu_epi32(m, rr + j);
-            r = _mm512_mask_sub_epi32(r, _mm512_cmpgt_epi32_mask(r, Z), r, ONE); /* r -= r > 0 */
-            __mmask16 act = _mm512_cmpeq_epi32_mask(r, Z);
-            vj = _mm512_mask_blend_epi32(act, v, vj);
-            s = _mm512_mask_cmpgt_epi32_mask(act & m, vj, TH);
-        } else {
-            s = _mm512_mask_cmpgt_epi32_mask(m, vj, TH);
-        }
-        __m512i vres = SUB ? _mm512_sub_epi32(vj, DS) : VR;
-        _mm512_mask_storeu_epi32(vv + j, m, _mm512_mask_blend_epi32(s, vj, vres));
-        if (!NOREF)
-            _mm512_mask_storeu_epi32(rr + j, m, _mm512_mask_blend_epi32(s, r, RS));
-        _mm_mask_storeu_epi8(sp + j, m, _mm_maskz_mov_epi8(s, ONE8));
-        anym |= s;
-    }
-    se_st_merge(st, _mm512_reduce_max_epi32(mx0), _mm512_reduce_min_epi32(mn0),
-                K > 1 ? _mm512_reduce_max_epi32(mx1) : INT32_MIN,
-                K > 1 ? _mm512_reduce_min_epi32(mn1) : INT32_MAX, K, anym != 0);
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        se_pop512_block(j, (__mmask16)0xFFFF, vv, rr, i0, i1, sp, C, acc, &anym, K, NOREF, SUB,
+                        CLAMP);
+    if (j < n)
+        se_pop512_block(j, (__mmask16)((1u << (n - j)) - 1), vv, rr, i0, i1, sp, C, acc, &anym,
+                        K, NOREF, SUB, CLAMP);
+    se_st_merge(st, _mm512_reduce_max_epi32(acc[0]), _mm512_reduce_min_epi32(acc[1]),
+                K > 1 ? _mm512_reduce_max_epi32(acc[2]) : INT32_MIN,
+                K > 1 ? _mm512_reduce_min_epi32(acc[3]) : INT32_MAX, K, anym != 0);
     return n;
 }
 #endif
