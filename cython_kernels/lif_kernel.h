@@ -432,6 +432,22 @@ se_pop_avx2(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restrict
     return j;
 }
 
+/* Bits 24..55 of the 64-bit lanes of e (even int32 positions) and of o (odd positions) as 16
+ * int32: (x + 2^23) >> 24 for sums that fit int32 after the shift (se_pop_avx2's trick). */
+__attribute__((target(SE_AVX512), always_inline)) static inline __m512i
+se_q24_pack512(__m512i e, __m512i o) {
+    return _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(e, SE_FRAC),
+                                   _mm512_slli_epi64(o, 32 - SE_FRAC));
+}
+
+/* The exact decay (x*a + 2^23) >> 24 of 16 currents: x in the even lanes, xo its odd lanes
+ * moved to even positions. */
+__attribute__((target(SE_AVX512), always_inline)) static inline __m512i
+se_decay512(__m512i x, __m512i xo, __m512i a, __m512i half) {
+    return se_q24_pack512(_mm512_add_epi64(_mm512_mul_epi32(x, a), half),
+                          _mm512_add_epi64(_mm512_mul_epi32(xo, a), half));
+}
+
 /* One block of se_pop_avx512: the 16 neurons from j on (those of mask m). The odd int32 lanes
  * are moved into the even positions with a shuffle (port 5) rather than a 64-bit shift, which
  * would compete with vpmuldq for port 0. */
@@ -449,10 +465,7 @@ se_pop512_block(int j, __mmask16 m, int32_t *restrict vv, int32_t *restrict rr,
     __m512i x0o = _mm512_shuffle_epi32(x0, _MM_PERM_DDBB);
     __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, AM), _mm512_mul_epi32(x0, B0));
     __m512i to = _mm512_add_epi64(_mm512_mul_epi32(vo, AM), _mm512_mul_epi32(x0o, B0));
-    __m512i de = _mm512_add_epi64(_mm512_mul_epi32(x0, A0), HALF);
-    __m512i dd = _mm512_add_epi64(_mm512_mul_epi32(x0o, A0), HALF);
-    __m512i d0 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(de, SE_FRAC),
-                                         _mm512_slli_epi64(dd, 32 - SE_FRAC));
+    __m512i d0 = se_decay512(x0, x0o, A0, HALF);
     _mm512_mask_storeu_epi32(i0 + j, m, d0);
     acc[0] = _mm512_mask_max_epi32(acc[0], m, acc[0], d0);
     acc[1] = _mm512_mask_min_epi32(acc[1], m, acc[1], d0);
@@ -461,10 +474,7 @@ se_pop512_block(int j, __mmask16 m, int32_t *restrict vv, int32_t *restrict rr,
         __m512i x1o = _mm512_shuffle_epi32(x1, _MM_PERM_DDBB);
         te = _mm512_add_epi64(te, _mm512_mul_epi32(x1, B1));
         to = _mm512_add_epi64(to, _mm512_mul_epi32(x1o, B1));
-        __m512i e1 = _mm512_add_epi64(_mm512_mul_epi32(x1, A1), HALF);
-        __m512i o1 = _mm512_add_epi64(_mm512_mul_epi32(x1o, A1), HALF);
-        __m512i d1 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(e1, SE_FRAC),
-                                             _mm512_slli_epi64(o1, 32 - SE_FRAC));
+        __m512i d1 = se_decay512(x1, x1o, A1, HALF);
         _mm512_mask_storeu_epi32(i1 + j, m, d1);
         acc[2] = _mm512_mask_max_epi32(acc[2], m, acc[2], d1);
         acc[3] = _mm512_mask_min_epi32(acc[3], m, acc[3], d1);
@@ -475,8 +485,7 @@ se_pop512_block(int j, __mmask16 m, int32_t *restrict vv, int32_t *restrict rr,
         te = _mm512_min_epi64(_mm512_max_epi64(te, XMN), XMX);
         to = _mm512_min_epi64(_mm512_max_epi64(to, XMN), XMX);
     }
-    __m512i vj = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, SE_FRAC),
-                                         _mm512_slli_epi64(to, 32 - SE_FRAC));
+    __m512i vj = se_q24_pack512(te, to);
     if (CLAMP)
         vj = _mm512_add_epi32(vj, BI);
     __m512i r = Z;
@@ -498,7 +507,7 @@ se_pop512_block(int j, __mmask16 m, int32_t *restrict vv, int32_t *restrict rr,
     *anym |= s;
 }
 
-/* se_pop_avx2 with 16 lanes and mask registers (AVX-512 F, BW, VL): whole blocks of 16 with
+/* se_pop_avx2 in 16 lanes with mask registers (AVX-512 F, BW, VL): whole blocks of 16 with
  * the constant full mask, then the last n % 16 neurons in one masked block, so this always
  * runs all n. */
 __attribute__((target(SE_AVX512))) static inline int

@@ -46,7 +46,7 @@ def test_compare_flags_growth_only():
     assert len(callgrind.compare({"kws": {"instructions_per_sim_s": 1101}}, base)) == 1
 
 
-def test_spike_free_count_is_the_part_spikes_do_not_drive(baseline):
+def test_spike_free_count_is_the_part_spikes_do_not_drive():
     """--spike-free feeds kws an all-zero input: nothing spikes, and the step costs less than
     with the standard input, but not nothing (the neuron passes still run)."""
     free = callgrind.count("kws", T=0.5, spike_free=True)

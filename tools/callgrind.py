@@ -145,12 +145,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.spike_free and (a.update or a.check):
         ap.error("--spike-free counts are not baselines: drop --update / --check")
-    if a.worker:
-        try:
-            T = float(a.worker[1])
-        except ValueError:
-            ap.error(f"--worker: T must be a number, got {a.worker[1]!r}")
-        _worker(a.worker[0], T, a.spike_free)
+    if a.worker:   # internal: the command line count() builds
+        _worker(a.worker[0], float(a.worker[1]), a.spike_free)
         return 0
     if not available():
         print("valgrind is not installed (Debian/Ubuntu: apt-get install valgrind)",
