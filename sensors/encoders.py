@@ -57,6 +57,8 @@ __all__ = [
     "DeltaEncoder",
     "LevelCrossingEncoder",
     "SigmaDeltaEncoder",
+    "ThresholdEncoder",
+    "Parallel",
     "LIFEncoder",
     "RateEncoder",
     "LatencyEncoder",
@@ -360,6 +362,72 @@ class SigmaDeltaEncoder(_EventEncoder):
         self._acc = s[-1] - shift * self._q
         self._k = np.zeros_like(shift)
         return np.concatenate([dk > 0, dk < 0], axis=1)
+
+
+class ThresholdEncoder(_EventEncoder):
+    """Bipolar level detector: an ON spike at every sample above ``+threshold``, an OFF spike
+    at every sample below ``-threshold`` (input units). Stateless, so a spike's presence says
+    which side of zero a signal is on at that moment; two channels' spikes in the same step
+    carry their correlation (the EMG preset ``emg-lif-sign`` feeds them to coincidence
+    neurons). Columns ``0..C-1`` ON, ``C..2C-1`` OFF; several samples in one step give one
+    spike.
+    """
+
+    def __init__(self, threshold: float, in_rate: float, step_hz: float = 1000.0,
+                 channels: int = 1):
+        super().__init__(in_rate, step_hz, channels, 2 * int(channels))
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+                or not 0 < threshold < math.inf:
+            raise EncoderConfigError(f"ThresholdEncoder: threshold must be a finite number "
+                                     f"> 0, got {threshold!r}")
+        self.threshold = float(threshold)
+
+    def _reset_state(self) -> None:
+        """Stateless."""
+
+    def _events(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([x > self.threshold, x < -self.threshold], axis=1)
+
+
+class Parallel(SpikeEncoder):
+    """Several spike encoders fed the same samples, their spikes side by side: the columns of
+    the first branch, then of the second, and so on. The branches must agree on the input
+    rate, the channel count and the step rate, so every call gives each of them the same
+    number of steps.
+
+    >>> enc = Parallel(Chain(Envelope(200, 8), LIFEncoder(200, 200, 8)),
+    ...                Chain(BandPass(20, 90, 200, 8), ThresholdEncoder(5.0, 200, 200, 8)))
+    """
+
+    def __init__(self, *branches: SpikeEncoder):
+        if len(branches) < 2 or not all(isinstance(b, SpikeEncoder) for b in branches):
+            raise EncoderConfigError("Parallel: needs two or more SpikeEncoders")
+        first = branches[0]
+        for b in branches[1:]:
+            if (b.in_rate_exact, b.channels, b.step_hz_exact) != \
+                    (first.in_rate_exact, first.channels, first.step_hz_exact):
+                raise EncoderConfigError(
+                    f"Parallel: branches differ ({first.in_rate:g} Hz x {first.channels} "
+                    f"channels -> {first.step_hz:g} steps/s against {b.in_rate:g} Hz x "
+                    f"{b.channels} -> {b.step_hz:g})")
+        Stage.__init__(self, first.in_rate_exact, first.channels)
+        self.branches = list(branches)
+        self.step_hz, self.step_hz_exact = first.step_hz, first.step_hz_exact
+        self.n_out = sum(b.n_out for b in branches)
+
+    def reset(self) -> None:
+        for b in self.branches:
+            b.reset()
+
+    def steps_for(self, n_samples: int) -> int:
+        return self.branches[0].steps_for(n_samples)
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        x = self._check(samples)
+        return np.concatenate([b.process(x) for b in self.branches], axis=1)
+
+    def __repr__(self) -> str:
+        return "Parallel(" + ", ".join(repr(b) for b in self.branches) + ")"
 
 
 class _StepBinner:

@@ -7,7 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikeedge.sensors import EncoderConfigError
+from spikeedge.sensors import (
+    EncoderConfigError,
+    app_encoders,  # noqa: F401  (registers the emg-lif presets)
+)
 from spikeedge.sensors.encoders import (
     BandPass,
     Chain,
@@ -20,8 +23,10 @@ from spikeedge.sensors.encoders import (
     LevelCrossingEncoder,
     LIFEncoder,
     Notch,
+    Parallel,
     RateEncoder,
     SigmaDeltaEncoder,
+    ThresholdEncoder,
 )
 from spikeedge.sensors.presets import NOMINAL, make_encoder
 
@@ -64,6 +69,11 @@ def factories():
                       signal(800, 2, 50.0)),
         "chain-notch": (lambda: Chain(Notch(50, 360, 1), Compress(360, 1, "sqrt"),
                                       DeltaEncoder(0.05, 360, 500, 1)), signal(900, 1)),
+        "threshold-down": (lambda: ThresholdEncoder(0.8, 1000, 300, 2), signal(2000, 2)),
+        "parallel": (lambda: Parallel(Chain(BandPass(20, 90, 200, 2), Envelope(200, 2, 5.0),
+                                            SigmaDeltaEncoder(0.5, 200, 1000, 2)),
+                                      ThresholdEncoder(40.0, 200, 1000, 2)),
+                     signal(800, 2, 50.0)),
     }
 
 
@@ -195,6 +205,62 @@ def test_tone_lands_in_the_right_filterbank_band(rate, bank):
         best = int(np.argmax(e))
         nearest = int(np.argmin(np.abs(np.log(fb.centres / f))))
         assert abs(best - nearest) <= 1, (f, fb.centres[best], fb.centres[nearest])
+
+
+def test_threshold_encoder_marks_samples_beyond_either_threshold():
+    x = np.array([[0.0, 6.0], [5.0, -5.0], [5.5, -7.0], [-9.0, 0.0]])
+    out = ThresholdEncoder(5.0, 100, 100, 2).process(x)
+    # columns: ON ch0, ON ch1, OFF ch0, OFF ch1; exactly +-5 is not beyond
+    np.testing.assert_array_equal(out, [[0, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 1],
+                                        [0, 0, 1, 0]])
+    # two samples per step: a step spikes when either of its samples does
+    down = ThresholdEncoder(5.0, 100, 50, 2).process(x)
+    np.testing.assert_array_equal(down, [[0, 1, 0, 0], [1, 0, 1, 1]])
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "5", True, None])
+def test_threshold_encoder_rejects_a_bad_threshold(bad):
+    with pytest.raises(EncoderConfigError, match="threshold"):
+        ThresholdEncoder(bad, 200, 200, 8)
+
+
+def test_parallel_puts_the_branches_side_by_side():
+    x = signal(600, 2, 50.0, seed=3)
+    a = Chain(BandPass(20, 90, 200, 2), Envelope(200, 2, 5.0), LIFEncoder(200, 200, 2))
+    b = ThresholdEncoder(30.0, 200, 200, 2)
+    both = Parallel(a, b)
+    assert both.n_out == 6
+    out = both.process(x)
+    ref = np.concatenate([Chain(BandPass(20, 90, 200, 2), Envelope(200, 2, 5.0),
+                                LIFEncoder(200, 200, 2)).process(x),
+                          ThresholdEncoder(30.0, 200, 200, 2).process(x)], axis=1)
+    np.testing.assert_array_equal(out, ref)
+    assert out[:, :2].sum() > 0 and out[:, 2:].sum() > 0
+
+
+def test_parallel_rejects_branches_that_disagree():
+    with pytest.raises(EncoderConfigError, match="two or more"):
+        Parallel(ThresholdEncoder(1.0, 200, 200, 2))
+    with pytest.raises(EncoderConfigError, match="two or more"):
+        Parallel(ThresholdEncoder(1.0, 200, 200, 2), BandPass(20, 90, 200, 2))
+    for other in (ThresholdEncoder(1.0, 250, 200, 2), ThresholdEncoder(1.0, 200, 200, 3),
+                  ThresholdEncoder(1.0, 200, 100, 2)):
+        with pytest.raises(EncoderConfigError, match="differ"):
+            Parallel(ThresholdEncoder(1.0, 200, 200, 2), other)
+    with pytest.raises(EncoderConfigError, match="shaped"):
+        Parallel(ThresholdEncoder(1.0, 200, 200, 2),
+                 ThresholdEncoder(2.0, 200, 200, 2)).process(np.zeros((5, 3)))
+
+
+def test_emg_lif_sign_preset_is_emg_lif_plus_sign_spikes():
+    x = signal(1000, 8, 60.0, seed=5)
+    enc = make_encoder("emg-lif-sign", 200, 8, 200)
+    assert enc.n_out == 24
+    out = enc.process(x)
+    np.testing.assert_array_equal(out[:, :8], make_encoder("emg-lif", 200, 8, 200).process(x))
+    bp = BandPass(20, 90, 200, 8).process(x)
+    np.testing.assert_array_equal(out[:, 8:16], bp > 5.0)
+    np.testing.assert_array_equal(out[:, 16:], bp < -5.0)
 
 
 def test_bad_encoder_arguments():
