@@ -3,15 +3,17 @@
     python -m spikeedge.tools.myo_augment --data ../shared/data/myo-wrist-gestures \\
         --report myo.json
 
-The same recipe as ``spikeedge.tools.train_apps myo-gestures`` (the fixed random reservoir and
-relay neurons of ``CONFIG["myo-gestures"]``, its fixed-point streaming features, a linear
-readout), except that the readout is also fitted on *rotated* copies of every training
-recording (and is ridge by default, ``DEFAULT_FIT``). The Myo's 8 electrodes sit in a ring
+The same recipe as ``spikeedge.tools.train_apps myo-gestures`` (the encoder, the fixed random
+reservoir, relay and coincidence neurons of ``CONFIG["myo-gestures"]``, its fixed-point
+streaming features, a linear readout; ``--set`` overrides an entry as there), except that
+the readout is also fitted on *rotated* copies of every training recording (and is ridge by
+default, ``DEFAULT_FIT``). The Myo's 8 electrodes sit in a ring
 around the forearm and the band may rotate a little between sessions, so a copy is the
-recording streamed again through the ``emg-lif`` front end with its channels circularly
+recording streamed again through the EMG front end with its channels circularly
 shifted by ``s`` electrode pitches (:class:`ChannelRotate`: output channel ``j`` is ring
 position ``j + s``, linear interpolation between the two neighbouring electrodes) at one of
-two places of the chain (``--stage``):
+two places of the ``emg-lif`` chain (``--stage``; the sign branch of ``emg-lif-sign`` has no
+envelope and is always rotated on the raw EMG):
 
 ``envelope``
     after the 5 Hz envelope and before the log compression (interpolates the muscle
@@ -20,9 +22,9 @@ two places of the chain (``--stage``):
     on the raw EMG before the band-pass (interpolates the signal itself; two partly
     independent signals mixed half and half lose some amplitude).
 
-Augmentation is for training only: the shipped model runs the plain ``emg-lif`` preset, the
-same network and the same features as before, and its file has the same format (only
-``readout_w`` / ``readout_b`` and the metadata's ``training`` entry change).
+Augmentation is for training only: the shipped model runs the plain preset, the same network
+and the same features as without it, and its file has the same format (only ``readout_w`` /
+``readout_b`` and the metadata's ``training`` entry change).
 
 The readout is ridge regression to +-1 targets (``DEFAULT_FIT``); its weights are then
 multiplied by one factor (:func:`score_scale`, chosen on leave-one-session-out scores) so that
@@ -55,11 +57,19 @@ from spikeedge.apps.tasks import (
     list_recordings,
     truth_and_predictions,
 )
-from spikeedge.sensors.encoders import Chain, Compress, Envelope, Transform
+from spikeedge.sensors.encoders import Chain, Compress, Envelope, Parallel, Transform
 from spikeedge.sensors.errors import EncoderConfigError
 from spikeedge.train import TrainError, fit_logistic32, fit_readout, predict
 
-from .train_apps import CONFIG, metadata, pool_map, summarise, write_model, write_report
+from .train_apps import (
+    CONFIG,
+    apply_override,
+    metadata,
+    pool_map,
+    summarise,
+    write_model,
+    write_report,
+)
 
 TASK = "myo-gestures"
 STAGES = ("envelope", "raw")
@@ -92,15 +102,26 @@ class ChannelRotate(Transform):
 
 
 def rotated_encoder(preset: str, rate: float, channels: int, shift: float,
-                    stage: str = DEFAULT_STAGE, step_hz: float = 200.0) -> Chain:
+                    stage: str = DEFAULT_STAGE, step_hz: float = 200.0) -> Chain | Parallel:
     """The ``preset`` EMG chain with a :class:`ChannelRotate` inserted at ``stage`` (before
-    the band-pass for ``raw``, between the envelope and the compression for ``envelope``)."""
+    the band-pass for ``raw``, between the envelope and the compression for ``envelope``).
+    A :class:`Parallel` preset (``emg-lif-sign``) is rotated branch by branch; a branch without
+    an envelope (the sign spikes) always on the raw EMG."""
     from spikeedge.sensors import app_encoders  # noqa: F401  (registers the app presets)
     from spikeedge.sensors.presets import make_encoder
     if stage not in STAGES:
         raise EncoderConfigError(f"rotated_encoder: stage must be one of {STAGES}, got "
                                  f"{stage!r}")
     enc = make_encoder(preset, rate, channels, step_hz)
+    if isinstance(enc, Parallel):
+        # emg-lif-sign: the rate branch as above, the sign branch (no envelope) on the
+        # rotated raw EMG
+        return Parallel(_rotate_chain(enc.branches[0], preset, shift, stage),
+                        *[_rotate_chain(b, preset, shift, "raw") for b in enc.branches[1:]])
+    return _rotate_chain(enc, preset, shift, stage)
+
+
+def _rotate_chain(enc: Chain, preset: str, shift: float, stage: str) -> Chain:
     *front, spk = enc.stages
     if stage == "raw":
         rot = ChannelRotate(front[0].in_rate_exact, front[0].channels, shift)
@@ -351,12 +372,16 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation")
     ap.add_argument("--no-save", action="store_true", help="do not write a model")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
+                    help="override a CONFIG entry of train_apps, e.g. net.n_hid=128")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error("--jobs must be at least 1")
     if not args.data and not args.from_cache:
         ap.error("--data (or --from-cache) is required")
     cfg = json.loads(json.dumps(CONFIG[TASK]))
+    for spec in args.set:
+        apply_override(ap, cfg, spec)
     fit = dict(DEFAULT_FIT)
     if args.fit:
         try:

@@ -747,24 +747,10 @@ class FloatRunner:
 
 def synaptic_events(program, spikes_in: np.ndarray, spikes: np.ndarray) -> int:
     """Synaptic events (one weight added to one target) caused by the given spike counts:
-    per projection, spikes of its source times the source's fan-out."""
-    from ..program import KIND_CSR, PJ_IDX_OFF, PJ_KIND, PJ_N_POST, PJ_N_PRE, PJ_SRC_GROUP
-    total = 0
-    for row in program.proj:
-        g = int(row[PJ_SRC_GROUP])
-        if g == 0:
-            counts = spikes_in
-        else:
-            a = int(program.pop_start[g - 1])
-            counts = spikes[a:a + int(program.pop_n[g - 1])]
-        if int(row[PJ_KIND]) == KIND_CSR:
-            off = int(row[PJ_IDX_OFF])
-            ptr = program.csr_ptr[off:off + int(row[PJ_N_PRE]) + 1]
-            fan = np.diff(ptr)
-        else:
-            fan = np.full(int(row[PJ_N_PRE]), int(row[PJ_N_POST]))
-        total += int(np.dot(counts.astype(np.int64), fan))
-    return total
+    per projection, spikes of its source times the source's fan-out
+    (:func:`spikeedge.nets.synaptic_events`, which the bench also uses)."""
+    from ..nets import synaptic_events as events
+    return events(program, spikes_in, spikes)
 
 
 def run_stream(program, url: str, readout: AppReadout, engine=None, block_s: float = 0.1,

@@ -106,6 +106,33 @@ def list_recordings(task: str, folder) -> list[Recording]:
 
 
 # ---------------------------------------------------------------------------- networks
+def _sparse(source: str, target: str, w: np.ndarray):
+    """A projection of the nonzero entries of the dense ``w`` [n_pre, n_post] (CSR), so that a
+    spike costs one synaptic event per real synapse, not one per target neuron."""
+    from .. import Projection
+    rows, cols = np.nonzero(w)
+    indptr = np.concatenate([[0], np.cumsum(np.count_nonzero(w, axis=1))]).astype(np.int64)
+    return Projection(source, target, w[rows, cols], indptr=indptr,
+                      indices=cols.astype(np.int64))
+
+
+def _coincidence(n_ch: int, n_tot: int):
+    """Coincidence neurons for the ``emg-lif-sign`` inputs: one per pair of sign inputs of two
+    different electrodes (ON-ON, OFF-OFF, ON-OFF, OFF-ON; an electrode's own ON and OFF never
+    fire together), weight 20 from each, 1 ms membrane and current at the 5 ms step. After
+    quantization a neuron fires exactly one step after both of its inputs spiked in the same
+    step and never otherwise (15-25 do; 12 never fires, 30 fires on one input): its count over
+    a window is how often the two signals were beyond the threshold together."""
+    from .. import INPUT, Population
+    pairs = [(a, b) for a in range(2 * n_ch) for b in range(a + 1, 2 * n_ch)
+             if a % n_ch != b % n_ch]
+    w = np.zeros((n_tot, len(pairs)))
+    for k, (a, b) in enumerate(pairs):
+        w[n_ch + a, k] = w[n_ch + b, k] = 20.0
+    return (Population("pair", len(pairs), tau_m=1e-3, tau_s=(1e-3,), v_th=1.0, t_ref=0.0),
+            _sparse(INPUT, "pair", w))
+
+
 def build_network(task: str, seed: int = 0, **kw):
     """The fixed random LIF reservoir of each task (its readout is trained; nothing else)."""
     from .. import INPUT, Network, Population, Projection
@@ -135,21 +162,32 @@ def build_network(task: str, seed: int = 0, **kw):
     if task == "myo-gestures":
         n_in, n = kw.get("n_in", 16), kw.get("n_hid", 128)
         w = rng.normal(0.3, 0.5, (n_in, n)) * (rng.random((n_in, n)) < 0.5)
+        relay, sign = kw.get("relay", False), kw.get("sign", False)
+        for opt, val in (("relay", relay), ("sign", sign)):
+            if not isinstance(val, bool):
+                raise DataError(f"myo-gestures: net option {opt} must be true or false, got "
+                                f"{val!r}")
+        # sign: the encoder is emg-lif-sign, n_in rate inputs then n_in ON and n_in OFF sign
+        # inputs; the reservoir sees the rates only (the same weights as without)
+        n_tot = 3 * n_in if sign else n_in
+        w = np.vstack([w, np.zeros((n_tot - n_in, n))])
         pops = [Population("hid", n, tau_m=50e-3, tau_s=(20e-3,), v_th=1.0, t_ref=5e-3)]
-        projs = [Projection(INPUT, "hid", w * kw.get("w_scale", 1.0))]
-        relay = kw.get("relay", False)
-        if not isinstance(relay, bool):
-            raise DataError(f"myo-gestures: net option relay must be true or false, got "
-                            f"{relay!r}")
+        # sparse: a spike costs one event per nonzero weight (half the rate inputs' synapses
+        # are zero, and the sign inputs have none into the reservoir)
+        projs = [_sparse(INPUT, "hid", w * kw.get("w_scale", 1.0))]
         if relay:
             # one relay neuron per input (one-to-one weight 4, no refractory time, fast
             # membrane): after quantization it repeats its input's spikes exactly, one step
             # later (weights 3 and 4 do; 2 or 16 do not), so the readout also sees the
             # encoder's per-channel rates
-            pops.append(Population("relay", n_in, tau_m=5e-3, tau_s=(5e-3,), v_th=1.0,
+            pops.append(Population("relay", n_tot, tau_m=5e-3, tau_s=(5e-3,), v_th=1.0,
                                    t_ref=0.0))
-            projs.append(Projection(INPUT, "relay", np.eye(n_in) * 4.0))
-        return Network(n_inputs=n_in, dt=5e-3, name=task, populations=pops,
+            projs.append(_sparse(INPUT, "relay", np.eye(n_tot) * 4.0))
+        if sign:
+            pop, proj = _coincidence(n_in, n_tot)
+            pops.append(pop)
+            projs.append(proj)
+        return Network(n_inputs=n_tot, dt=5e-3, name=task, populations=pops,
                        projections=projs)
     raise DataError(f"unknown task {task!r}")
 

@@ -57,15 +57,16 @@ def test_rotation_checks_the_channel_count():
         ma.ChannelRotate(200, 8, 0.5).process(np.zeros((4, 7)))
 
 
+@pytest.mark.parametrize("preset", ["emg-lif", "emg-lif-sign"])
 @pytest.mark.parametrize("stage", ma.STAGES)
-def test_rotated_encoder_equals_the_preset_on_rolled_channels(stage):
+def test_rotated_encoder_equals_the_preset_on_rolled_channels(stage, preset):
     """Every stage before the spike encoder works per channel, so a whole-channel rotation
     anywhere in the chain is the plain preset on rolled input: the augmentation changes
     where the electrodes sit and nothing else."""
     x = _emg()
-    plain = make_encoder("emg-lif", 200, 8, 200)
+    plain = make_encoder(preset, 200, 8, 200)
     rolled = plain.process(np.roll(x, -1, axis=1))
-    rot = ma.rotated_encoder("emg-lif", 200, 8, 1.0, stage, 200)
+    rot = ma.rotated_encoder(preset, 200, 8, 1.0, stage, 200)
     np.testing.assert_array_equal(rot.process(x), rolled)
     assert rolled.sum() > 50          # the test signal does make spikes
 
@@ -79,6 +80,24 @@ def test_rotated_encoder_places_the_rotation_and_changes_fractional_spikes():
     x = _emg(seed=2)
     a, b = env.process(x), make_encoder("emg-lif", 200, 8, 200).process(x)
     assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_rotated_sign_preset_rotates_the_sign_branch_on_the_raw_emg():
+    rot = ma.rotated_encoder("emg-lif-sign", 200, 8, 0.5, "envelope", 200)
+    rates, sign = rot.branches
+    names = [type(s).__name__ for s in rates.stages]
+    assert names.index("ChannelRotate") == names.index("Envelope") + 1
+    assert type(sign.stages[0]).__name__ == "ChannelRotate"
+    assert type(sign.stages[-1]).__name__ == "ThresholdEncoder"
+    x = _emg(seed=3)
+    out = rot.process(x)
+    # the rate branch is the emg-lif rotation at the envelope, the sign branch the raw one
+    np.testing.assert_array_equal(
+        out[:, :8], ma.rotated_encoder("emg-lif", 200, 8, 0.5, "envelope", 200).process(x))
+    np.testing.assert_array_equal(
+        out[:, 8:], ma.rotated_encoder("emg-lif-sign", 200, 8, 0.5, "raw", 200).process(x)[:, 8:])
+    plain = make_encoder("emg-lif-sign", 200, 8, 200).process(x)
+    assert not np.array_equal(out[:, 8:], plain[:, 8:])
 
 
 def test_rotated_encoder_rejects_a_bad_stage_or_preset():
@@ -118,6 +137,9 @@ def test_fit_aug_uses_the_copies_and_rejects_missing_shifts():
     (["--data", "x", "--nested", "{}"], "--nested"),
     (["--data", "x", "--nested", '[{"shifts": [0.5]}]'], "--nested"),
     (["--data", "x", "--screen", "0.5;x"], "comma-separated"),
+    (["--data", "x", "--set", "net.sign"], "expected SECTION.KEY=JSON"),
+    (["--data", "x", "--set", "nope.sign=true"], "unknown section"),
+    (["--data", "x", "--set", "net.sign=yes"], "not JSON"),
     ([], "--data"),
 ])
 def test_cli_rejects_bad_options_cleanly(argv, msg, capsys):
@@ -126,6 +148,12 @@ def test_cli_rejects_bad_options_cleanly(argv, msg, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
+
+
+def test_cli_reports_a_network_option_of_the_wrong_type(tmp_path, capsys):
+    assert ma.main(["--data", str(tmp_path), "--no-save", "--set", "net.sign=1"]) == 2
+    err = capsys.readouterr().err
+    assert "sign must be true or false" in err and "Traceback" not in err
 
 
 def test_cli_reports_a_missing_data_folder(tmp_path, capsys):
