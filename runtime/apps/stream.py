@@ -134,6 +134,12 @@ class AppReadout:
             raise AppModelError(f"{where}: readout.population {pop!r}: populations must be "
                                 "consecutive")
         neurons = slice(sls[0].start, sls[-1].stop)
+        if enc.get("params"):
+            # presets are built from their name alone (make_encoder): a parameter here would
+            # be silently ignored, so the model's encoder would not be the one it claims
+            raise AppModelError(f"{where}: encoder.params {enc['params']!r} is not supported: "
+                                "an application model names a preset, which takes no "
+                                "parameters (register a new preset instead)")
         if ro.get("feature", "counts") != "counts":
             raise AppModelError(f"{where}: readout.feature {ro.get('feature')!r} unsupported")
         tr = ro.get("transform", "none")

@@ -241,6 +241,14 @@ def test_bad_decision_options_are_clear_errors():
         prog.report["metadata"] = {**base, "decision": dec}
         with pytest.raises(AppModelError, match=word):
             AppReadout.from_program(prog, need_weights=False)
+    # encoder parameters would be ignored by make_encoder: refused, not silently dropped
+    prog.report["metadata"] = {**base, "encoder": {"preset": "ecg-delta",
+                                                   "params": {"threshold": 0.1}},
+                               "decision": {"policy": "window", "window_s": 0.25}}
+    with pytest.raises(AppModelError, match="encoder.params"):
+        AppReadout.from_program(prog, need_weights=False)
+    prog.report["metadata"]["encoder"]["params"] = {}
+    AppReadout.from_program(prog, need_weights=False)
 
 
 def test_tuned_offsets_trade_sensitivity_for_predictivity():
