@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import make_cfg, run_daemon  # tests/daemon/conftest.py, as in test_checkpoint
+from daemonutil import make_cfg, run_daemon
 
 
 def run(*args, timeout=300):

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import make_cfg, run_daemon
+from daemonutil import make_cfg, run_daemon
 
 from spikeedge.checkpoint import Checkpointer, CheckpointError, read_checkpoint, write_checkpoint
 

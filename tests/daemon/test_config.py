@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from conftest import cli
+from daemonutil import cli
 
 from spikeedge.config import (
     SCHEMA,

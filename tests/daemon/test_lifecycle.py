@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from daemonutil import cli
 
 CFG = """
 [source]

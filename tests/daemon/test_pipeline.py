@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import make_cfg, run_daemon
+from daemonutil import make_cfg, run_daemon
 
 from spikeedge import Engine
 from spikeedge.daemon import Daemon, Reader, load_program

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from conftest import make_cfg, run_daemon
+from daemonutil import make_cfg, run_daemon
 
 from spikeedge.sinks import FileSink, SinkError, SinkSet, SocketSink, StdoutSink, to_json_line
 
