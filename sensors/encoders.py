@@ -51,6 +51,7 @@ __all__ = [
     "Rectify",
     "Envelope",
     "Compress",
+    "PeakNormalize",
     "Gain",
     "CochleaFilterbank",
     "FftFilterbank",
@@ -809,6 +810,79 @@ class Compress(Transform):
             finite = not y.size or bool(y.max() < np.inf)
         (np.log1p if self.mode == "log" else np.sqrt)(y, out=y)
         return y, finite
+
+
+class PeakNormalize(Transform):
+    """Automatic gain: every value divided by the largest value of any channel over about the
+    last ``window_s`` seconds of rows (this row included), so the recent peak maps to 1
+    whatever the recording level; nothing is divided by less than ``floor``.
+
+    The window is kept in ``chunks`` pieces: the peak is the maximum over the current
+    (partial) piece and the ``chunks - 1`` complete ones before it, so it covers between
+    ``(chunks - 1) / chunks`` of ``window_s`` and all of it. Maxima are exact, so any split of
+    the input into blocks gives identical output, and the cost per row does not grow with the
+    window. The peak rises at once with a louder sound and falls back about ``window_s``
+    after it. Followed by :class:`Compress` with a small ``ref``, it also sets a floor
+    relative to the peak: ``log1p(x / 1e-5)`` ignores what lies more than about 50 dB under
+    it, where a fixed ``ref`` lets a loud recording's noise through (the ``audio-delta-agc``
+    preset).
+    """
+
+    def __init__(self, in_rate: float, channels: int = 1, window_s: float = 2.0,
+                 floor: float = 1e-12, chunks: int = 20):
+        super().__init__(in_rate, channels)
+        if isinstance(window_s, bool) or not isinstance(window_s, (int, float)) or \
+                not 0 < window_s < math.inf:
+            raise EncoderConfigError(f"PeakNormalize: window_s must be a finite number > 0, "
+                                     f"got {window_s!r}")
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or \
+                not 0 < floor < math.inf:
+            raise EncoderConfigError(f"PeakNormalize: floor must be a finite number > 0, "
+                                     f"got {floor!r}")
+        if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
+            raise EncoderConfigError(f"PeakNormalize: chunks must be an integer >= 1, got "
+                                     f"{chunks!r}")
+        self.chunks = chunks
+        self.chunk_rows = max(1, int(round(window_s * self.in_rate / chunks)))
+        self.floor = float(floor)
+        self.reset()
+
+    def reset(self) -> None:
+        self._done = np.full(self.chunks - 1, -np.inf)   # maxima of the complete pieces
+        self._before = -np.inf                           # their maximum
+        self._cur, self._pos = -np.inf, 0                # the current piece so far
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        return self._apply(self._check(samples))
+
+    def _fast_apply(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
+        out = self._apply(x)
+        # |out| <= 1 where x >= 0 (the peak is at least x); only a large negative value
+        # divided by the floor could overflow
+        return out, not out.size or bool(x.min() >= -1e300 * self.floor)
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        if not n:
+            return np.zeros((0, self.channels))
+        m = x.max(axis=1)
+        i = 0
+        while i < n:
+            k = min(n, i + self.chunk_rows - self._pos)
+            seg = m[i:k]
+            np.maximum.accumulate(seg, out=seg)
+            base = max(self._cur, self._before, self.floor)
+            self._cur = max(self._cur, float(seg[-1]))
+            np.maximum(seg, base, out=seg)          # m[i:k] becomes the divisor
+            self._pos += k - i
+            if self._pos == self.chunk_rows:
+                if self._done.size:
+                    self._done[:-1] = self._done[1:]
+                    self._done[-1] = self._cur
+                    self._before = float(self._done.max())
+                self._cur, self._pos = -np.inf, 0
+            i = k
+        return x / m[:, None]
 
 
 class Gain(Transform):

@@ -19,14 +19,16 @@ __all__ = ["bench_encoders", "encode_source", "plot_encoding"]
 
 def bench_encoders(seconds: float = 10.0, repeats: int = 3, names: list[str] | None = None,
                    block_s: float = 0.5) -> dict[str, Any]:
-    """Time each preset at its nominal setting on ``seconds`` of synthetic input, fed in blocks
-    of ``block_s`` seconds (the way a live stream arrives). Best of ``repeats``.
+    """Time each preset (the application models' too) at its nominal setting on ``seconds``
+    of synthetic input, fed in blocks of ``block_s`` seconds (the way a live stream arrives).
+    Best of ``repeats``.
 
     Returns ``{name: {"in_rate", "channels", "seconds", "wall_s", "realtime_factor",
     "cpu_s", "cpu_realtime_factor"}}``: ``realtime_factor`` is seconds of signal per second of
     wall time, ``cpu_realtime_factor`` per second of this thread's CPU time (less sensitive to
     other load on the machine); both best of ``repeats``.
     """
+    from . import app_encoders  # noqa: F401  (registers the application models' presets)
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {}
     for name in names or list(NOMINAL):

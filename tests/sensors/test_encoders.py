@@ -24,6 +24,7 @@ from spikeedge.sensors.encoders import (
     LIFEncoder,
     Notch,
     Parallel,
+    PeakNormalize,
     RateEncoder,
     SigmaDeltaEncoder,
     ThresholdEncoder,
@@ -70,6 +71,11 @@ def factories():
         "chain-notch": (lambda: Chain(Notch(50, 360, 1), Compress(360, 1, "sqrt"),
                                       DeltaEncoder(0.05, 360, 500, 1)), signal(900, 1)),
         "threshold-down": (lambda: ThresholdEncoder(0.8, 1000, 300, 2), signal(2000, 2)),
+        "peak-normalize": (lambda: Chain(PeakNormalize(1000, 2, 0.05), Compress(1000, 2, "log",
+                                                                                ref=1e-3),
+                                         DeltaEncoder(0.3, 1000, 1000, 2)),
+                           np.abs(signal(1500, 2))
+                           * np.r_[np.ones(700), 8 * np.ones(800)][:, None]),
         "parallel": (lambda: Parallel(Chain(BandPass(20, 90, 200, 2), Envelope(200, 2, 5.0),
                                             SigmaDeltaEncoder(0.5, 200, 1000, 2)),
                                       ThresholdEncoder(40.0, 200, 1000, 2)),
@@ -261,6 +267,49 @@ def test_emg_lif_sign_preset_is_emg_lif_plus_sign_spikes():
     bp = BandPass(20, 90, 200, 8).process(x)
     np.testing.assert_array_equal(out[:, 8:16], bp > 5.0)
     np.testing.assert_array_equal(out[:, 16:], bp < -5.0)
+
+
+@pytest.mark.parametrize("chunks", [1, 4, 20])
+def test_peak_normalize_divides_by_the_peak_of_the_recent_pieces(chunks):
+    """The peak is the maximum over every channel of the current piece of the window and
+    the chunks - 1 complete pieces before it (all rows so far at the start)."""
+    x = np.abs(signal(600, 3, seed=7)) + 0.01
+    pn = PeakNormalize(100, 3, window_s=0.8, chunks=chunks)    # 80 rows
+    out = pn.process(x)
+    c = pn.chunk_rows
+    assert c == 80 // chunks
+    m = x.max(axis=1)
+    for i in (0, 10, c - 1, c, 2 * c + 3, 233, 599):
+        start = max(0, (i // c - (chunks - 1)) * c)
+        np.testing.assert_array_equal(out[i], x[i] / m[start:i + 1].max())
+    assert out.max() == 1.0
+
+
+def test_audio_agc_preset_ignores_the_recording_level():
+    """The automatic gain divides the level out: the same recording 16 times louder gives
+    nearly the same spikes (the filterbank rounds samples to integers, so not bit for bit),
+    where plain audio-delta's change a lot."""
+    rng = np.random.default_rng(3)
+    t = np.arange(8000) / 8000
+    x = (0.02 * np.sin(2 * np.pi * 440 * t) * (t > 0.3) + 0.002 * rng.standard_normal(8000))
+
+    def differ(preset):
+        a = make_encoder(preset, 8000, 1, 1000).process(x)
+        b = make_encoder(preset, 8000, 1, 1000).process(16 * x)
+        return np.mean(a != b), a.sum()
+
+    agc, n_agc = differ("audio-delta-agc")
+    plain, _ = differ("audio-delta")
+    assert n_agc > 100
+    assert agc < 0.01 and plain > 5 * agc, (agc, plain)
+
+
+@pytest.mark.parametrize("kw", [{"window_s": 0}, {"window_s": -1.0}, {"window_s": float("nan")},
+                                {"window_s": True}, {"floor": 0.0}, {"floor": "1"},
+                                {"chunks": 0}, {"chunks": 2.5}])
+def test_peak_normalize_rejects_bad_arguments(kw):
+    with pytest.raises(EncoderConfigError, match="PeakNormalize"):
+        PeakNormalize(1000, 2, **kw)
 
 
 def test_bad_encoder_arguments():

@@ -91,7 +91,7 @@ def _fsdd_files(root: Path) -> list[Path]:
     return files
 
 
-@pytest.mark.parametrize("preset", ["audio-delta", "audio-lif"])
+@pytest.mark.parametrize("preset", ["audio-delta", "audio-lif", "audio-delta-agc"])
 def test_fsdd_speech_drives_every_band(fsdd, preset):
     """Ten utterances (five speakers, 'zero' and 'seven') at 8 kHz: the exact step count,
     a sane spike rate, every cochlear band active, and nothing at all for silence."""
@@ -124,7 +124,7 @@ def test_fsdd_lif_fires_more_in_loud_frames(fsdd):
     assert loud > 1.2 * quiet, (loud, quiet)  # measured 1.08..4.1 per file, 1.47 median
 
 
-@pytest.mark.parametrize("preset", ["audio-delta", "audio-lif"])
+@pytest.mark.parametrize("preset", ["audio-delta", "audio-lif", "audio-delta-agc"])
 def test_fsdd_resampled_to_16k_encodes_alike(fsdd, preset):
     """The front end is rate-independent: the same utterance resampled to 16 kHz gives a
     spike count within 30 % of the 8 kHz one (measured 0.84..1.17)."""
@@ -145,7 +145,8 @@ def test_fsdd_iir_lif_fires_on_speech(fsdd):
     assert total > 100
 
 
-@pytest.mark.parametrize("preset", ["audio-delta", "audio-lif", "audio-iir-lif"])
+@pytest.mark.parametrize("preset", ["audio-delta", "audio-lif", "audio-iir-lif",
+                                    "audio-delta-agc"])
 def test_fsdd_split_exact(fsdd, preset):
     x, _, rate = _read(f"wav:{_fsdd_files(fsdd)[1]}")
     _assert_split_exact(preset, x, rate)
