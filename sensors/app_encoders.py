@@ -10,10 +10,11 @@ Importing this module registers them in :data:`spikeedge.sensors.presets.PRESETS
     where ``emg-delta`` signals only its changes.
 ``emg-lif-sign``
     ``emg-lif`` plus, from the same 20-90 Hz band-passed EMG, one ON and one OFF spike per
-    channel at every sample beyond +-5 raw Myo units (:class:`ThresholdEncoder`): 8 rate
-    inputs, then 8 ON and 8 OFF sign inputs (24). Two electrodes' sign spikes in the same
-    step tell how their signals co-vary, which the envelope loses (the ``myo-gestures``
-    network's coincidence neurons count them).
+    channel at every sample beyond +-0.5 times that channel's running RMS (over about 2 s:
+    :class:`ThresholdEncoder` with ``adapt_s``): 8 rate inputs, then 8 ON and 8 OFF sign
+    inputs (24). Two electrodes' sign spikes in the same step tell how their signals co-vary,
+    which the envelope loses, and the relative threshold keeps an electrode's contact or gain
+    out of it (the ``myo-gestures`` network's coincidence neurons count them).
 ``audio-delta-agc``
     ``audio-delta`` (32 ERB bands from a 32 ms FFT every step, log compression, send-on-delta
     ON/OFF spikes of 0.5) with automatic gain before the compression: the band powers are
@@ -53,12 +54,12 @@ def emg_lif_encoder(in_rate: float = 200, step_hz: float = 200, channels: int = 
 
 
 def emg_lif_sign_encoder(in_rate: float = 200, step_hz: float = 200, channels: int = 8,
-                         sign_threshold: float = 5.0) -> Parallel:
+                         sign_threshold: float = 0.5, adapt_s: float | None = 2.0) -> Parallel:
     hi = min(90.0, in_rate * 0.45)
     return Parallel(
         emg_lif_encoder(in_rate, step_hz, channels),
         Chain(BandPass(20.0, hi, in_rate, channels, order=2),
-              ThresholdEncoder(sign_threshold, in_rate, step_hz, channels)),
+              ThresholdEncoder(sign_threshold, in_rate, step_hz, channels, adapt_s=adapt_s)),
     )
 
 

@@ -367,27 +367,45 @@ class SigmaDeltaEncoder(_EventEncoder):
 
 class ThresholdEncoder(_EventEncoder):
     """Bipolar level detector: an ON spike at every sample above ``+threshold``, an OFF spike
-    at every sample below ``-threshold`` (input units). Stateless, so a spike's presence says
-    which side of zero a signal is on at that moment; two channels' spikes in the same step
-    carry their correlation (the EMG preset ``emg-lif-sign`` feeds them to coincidence
-    neurons). Columns ``0..C-1`` ON, ``C..2C-1`` OFF; several samples in one step give one
-    spike.
+    at every sample below ``-threshold``; a spike's presence says which side of zero a signal
+    is on at that moment, so two channels' spikes in the same step carry their correlation
+    (the EMG preset ``emg-lif-sign`` feeds them to coincidence neurons). Columns ``0..C-1``
+    ON, ``C..2C-1`` OFF; several samples in one step give one spike.
+
+    ``adapt_s`` (seconds) makes the threshold relative: ``threshold`` times each channel's
+    running RMS, ``sqrt(m)`` with ``m += (x^2 - m) * (1 - exp(-1 / (adapt_s * in_rate)))`` per
+    sample (this sample included, ``m`` starting at 0), so how often a channel crosses no
+    longer depends on its amplitude (electrode contact, gain), only on the signal's shape.
+    Without it the encoder is stateless and ``threshold`` is in input units.
     """
 
     def __init__(self, threshold: float, in_rate: float, step_hz: float = 1000.0,
-                 channels: int = 1):
+                 channels: int = 1, adapt_s: float | None = None):
         super().__init__(in_rate, step_hz, channels, 2 * int(channels))
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
                 or not 0 < threshold < math.inf:
             raise EncoderConfigError(f"ThresholdEncoder: threshold must be a finite number "
                                      f"> 0, got {threshold!r}")
+        if adapt_s is not None and (isinstance(adapt_s, bool) or
+                                    not isinstance(adapt_s, (int, float)) or
+                                    not 0 < adapt_s < math.inf):
+            raise EncoderConfigError(f"ThresholdEncoder: adapt_s must be None or a finite "
+                                     f"number of seconds > 0, got {adapt_s!r}")
         self.threshold = float(threshold)
+        self.adapt_s = None if adapt_s is None else float(adapt_s)
+        self._a = 0.0 if adapt_s is None else -math.expm1(-1.0 / (self.adapt_s * self.in_rate))
+        self._reset_state()
 
     def _reset_state(self) -> None:
-        """Stateless."""
+        self._zi = np.zeros((1, self.channels))      # the running mean square
 
     def _events(self, x: np.ndarray) -> np.ndarray:
-        return np.concatenate([x > self.threshold, x < -self.threshold], axis=1)
+        if self.adapt_s is None:
+            return np.concatenate([x > self.threshold, x < -self.threshold], axis=1)
+        from scipy.signal import lfilter
+        ms, self._zi = lfilter([self._a], [1.0, self._a - 1.0], x * x, axis=0, zi=self._zi)
+        th = self.threshold * np.sqrt(ms)
+        return np.concatenate([x > th, x < -th], axis=1)
 
 
 class Parallel(SpikeEncoder):

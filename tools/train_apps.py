@@ -92,12 +92,12 @@ CONFIG = {
     # it with that tool, which uses this entry (its "fit" below is the previous recipe's)
     "myo-gestures": {
         # emg-lif-sign: the emg-lif rates plus ON/OFF sign spikes of the band-passed EMG
-        # beyond +-5 (24 inputs), counted in pairs by 112 coincidence neurons "pair": how
-        # often two electrodes' signals are beyond the threshold together, the cross-channel
-        # correlation the envelope loses (myo_augment, ridge, +-0.25 rotation: cross-session
-        # 87.0 -> 88.4 %, better in all four held-out sessions and on four other reservoir
-        # seeds, +1.0 to +1.9; cross-participant 68.3 -> 68.2 %, -0.1 to -1.1 on the seeds;
-        # thresholds 3 / 8 / 12: 87.9 / 88.0 / 87.6 %)
+        # beyond +-0.5 x each channel's running RMS (2 s) (24 inputs), counted in pairs by 112
+        # coincidence neurons "pair": how often two electrodes' signals are beyond their
+        # thresholds together, the cross-channel correlation the envelope loses (myo_augment,
+        # ridge, +-0.25 rotation: cross-session 87.0 -> 89.8 %, cross-participant 68.3 ->
+        # 69.0 %; on five reservoir seeds 86.3 -> 89.4 / 69.0 -> 69.1 % on average; a fixed
+        # threshold of +-5 units instead: 88.4 / 68.2 %, seeds 87.8 / 68.3 %)
         "encoder": {"preset": "emg-lif-sign", "params": {}},
         # the reservoir plus relay neurons that repeat the encoder's spikes (one per input):
         # the readout also sees each channel's rate (cross-session 85.9 -> 86.3 %, better in

@@ -122,7 +122,7 @@ def _coincidence(n_ch: int, n_tot: int):
     fire together), weight 20 from each, 1 ms membrane and current at the 5 ms step. After
     quantization a neuron fires exactly one step after both of its inputs spiked in the same
     step and never otherwise (15-25 do; 12 never fires, 30 fires on one input): its count over
-    a window is how often the two signals were beyond the threshold together."""
+    a window is how often the two signals were beyond their thresholds together."""
     from .. import INPUT, Population
     pairs = [(a, b) for a in range(2 * n_ch) for b in range(a + 1, 2 * n_ch)
              if a % n_ch != b % n_ch]

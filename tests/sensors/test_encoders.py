@@ -71,6 +71,8 @@ def factories():
         "chain-notch": (lambda: Chain(Notch(50, 360, 1), Compress(360, 1, "sqrt"),
                                       DeltaEncoder(0.05, 360, 500, 1)), signal(900, 1)),
         "threshold-down": (lambda: ThresholdEncoder(0.8, 1000, 300, 2), signal(2000, 2)),
+        "threshold-adapt": (lambda: ThresholdEncoder(0.5, 200, 200, 3, adapt_s=0.5),
+                            signal(900, 3, 40.0)),
         "peak-normalize": (lambda: Chain(PeakNormalize(1000, 2, 0.05), Compress(1000, 2, "log",
                                                                                 ref=1e-3),
                                          DeltaEncoder(0.3, 1000, 1000, 2)),
@@ -264,9 +266,34 @@ def test_emg_lif_sign_preset_is_emg_lif_plus_sign_spikes():
     assert enc.n_out == 24
     out = enc.process(x)
     np.testing.assert_array_equal(out[:, :8], make_encoder("emg-lif", 200, 8, 200).process(x))
+    # sign spikes beyond 0.5 x the running RMS (2 s) of the band-passed EMG, sample by sample
     bp = BandPass(20, 90, 200, 8).process(x)
-    np.testing.assert_array_equal(out[:, 8:16], bp > 5.0)
-    np.testing.assert_array_equal(out[:, 16:], bp < -5.0)
+    a, m, on, off = 1.0 - np.exp(-1.0 / 400.0), np.zeros(8), [], []
+    for row in bp:
+        m = m + (row * row - m) * a
+        on.append(row > 0.5 * np.sqrt(m))
+        off.append(row < -0.5 * np.sqrt(m))
+    assert np.mean(out[:, 8:16] == np.array(on)) > 0.999
+    assert np.mean(out[:, 16:] == np.array(off)) > 0.999
+    assert 0.2 < out[:, 8:].mean() < 0.5
+
+
+def test_adaptive_threshold_ignores_the_amplitude():
+    """Relative to the running RMS, the spikes are the same for a signal 8 times larger (a
+    power of two scales every step of the running mean square exactly)."""
+    x = signal(2000, 3, 30.0, seed=9)
+    a = ThresholdEncoder(0.5, 200, 200, 3, adapt_s=2.0).process(x)
+    b = ThresholdEncoder(0.5, 200, 200, 3, adapt_s=2.0).process(8 * x)
+    np.testing.assert_array_equal(a, b)
+    assert a.sum() > 500
+    fixed = ThresholdEncoder(20.0, 200, 200, 3)
+    assert fixed.process(x).sum() < fixed.process(8 * x).sum()
+
+
+@pytest.mark.parametrize("bad", [0, -2.0, float("inf"), "2", True])
+def test_threshold_encoder_rejects_a_bad_adaptation_time(bad):
+    with pytest.raises(EncoderConfigError, match="adapt_s"):
+        ThresholdEncoder(0.5, 200, 200, 8, adapt_s=bad)
 
 
 @pytest.mark.parametrize("chunks", [1, 4, 20])
