@@ -17,7 +17,8 @@ Importing this module registers them in :data:`spikeedge.sensors.presets.PRESETS
     out of it (the ``myo-gestures`` network's coincidence neurons count them).
 ``audio-delta-agc``
     ``audio-delta`` (32 ERB bands from a 32 ms FFT every step, log compression, send-on-delta
-    ON/OFF spikes of 0.5) with automatic gain before the compression: the band powers are
+    ON/OFF spikes of 0.5) with automatic gain before the compression
+    (``audio_encoder(..., agc_window_s=2.0)``): the band powers are
     divided by their largest value over the last 2 s (:class:`PeakNormalize`) and compressed
     with ``log1p(p / 1e-5)``, so the level of a recording no longer changes the spikes and
     what lies more than about 50 dB under the recent peak (a noisy room's floor) makes none.
@@ -28,18 +29,14 @@ from .encoders import (
     BandPass,
     Chain,
     Compress,
-    DeltaEncoder,
     Envelope,
-    FftFilterbank,
     LIFEncoder,
     Parallel,
-    PeakNormalize,
     ThresholdEncoder,
 )
-from .errors import EncoderConfigError
-from .presets import NOMINAL, PRESETS
+from .presets import NOMINAL, PRESETS, audio_encoder
 
-__all__ = ["emg_lif_encoder", "emg_lif_sign_encoder", "audio_agc_encoder", "APP_PRESETS"]
+__all__ = ["emg_lif_encoder", "emg_lif_sign_encoder", "APP_PRESETS"]
 
 
 def emg_lif_encoder(in_rate: float = 200, step_hz: float = 200, channels: int = 8,
@@ -63,25 +60,13 @@ def emg_lif_sign_encoder(in_rate: float = 200, step_hz: float = 200, channels: i
     )
 
 
-def audio_agc_encoder(in_rate: float = 16000, step_hz: float = 1000, bands: int = 32,
-                      window_s: float = 2.0, ref: float = 1e-5) -> Chain:
-    if in_rate not in (8000, 16000):
-        raise EncoderConfigError(f"audio encoder runs at 8000 or 16000 Hz, got {in_rate}")
-    return Chain(
-        FftFilterbank(in_rate, bands=bands, hop_hz=step_hz),
-        PeakNormalize(step_hz, bands, window_s=window_s),
-        Compress(step_hz, bands, "log", ref=ref),
-        DeltaEncoder(0.5, step_hz, step_hz, bands),
-    )
-
-
 APP_PRESETS = {
     "emg-lif": (lambda in_rate=200, step_hz=200, channels=8: emg_lif_encoder(
         in_rate, step_hz, channels), (200, 8)),
     "emg-lif-sign": (lambda in_rate=200, step_hz=200, channels=8: emg_lif_sign_encoder(
         in_rate, step_hz, channels), (200, 8)),
-    "audio-delta-agc": (lambda in_rate=16000, step_hz=1000, channels=1: audio_agc_encoder(
-        in_rate, step_hz), (16000, 1)),
+    "audio-delta-agc": (lambda in_rate=16000, step_hz=1000, channels=1: audio_encoder(
+        in_rate, 32, step_hz, "delta", agc_window_s=2.0), (16000, 1)),
 }
 
 for _name, (_make, _nominal) in APP_PRESETS.items():

@@ -20,6 +20,7 @@ from .encoders import (
     LevelCrossingEncoder,
     LIFEncoder,
     Notch,
+    PeakNormalize,
     Rectify,
     SigmaDeltaEncoder,
 )
@@ -29,22 +30,31 @@ __all__ = ["PRESETS", "NOMINAL", "make_encoder", "audio_encoder", "ecg_encoder",
 
 
 def audio_encoder(in_rate: float = 16000, bands: int = 32, step_hz: float = 1000,
-                  spikes: str = "delta", filterbank: str = "fft") -> Chain:
+                  spikes: str = "delta", filterbank: str = "fft",
+                  agc_window_s: float | None = None) -> Chain:
     """Cochlea-like audio front end at 8 or 16 kHz.
 
     ``filterbank="fft"`` (fast, default): ERB-spaced triangular bands pooled from a 32 ms
     short-time power spectrum every step, then log compression. ``filterbank="iir"`` (literal,
     slower): ERB-spaced Butterworth band-pass filters, half-wave rectification, log
     compression, averaged per step by the encoder. Spikes: send-on-delta ON/OFF per band
-    (``"delta"``, 2*bands outputs) or LIF neurons per band (``"lif"``).
+    (``"delta"``, 2*bands outputs) or LIF neurons per band (``"lif"``). ``agc_window_s``
+    (FFT path): automatic gain, the band powers divided by their peak over that many seconds
+    (:class:`PeakNormalize`) and compressed with ``log1p(p / 1e-5)``: about 50 dB under the
+    recent peak, whatever the recording level.
     """
     if in_rate not in (8000, 16000):
         raise EncoderConfigError(f"audio encoder runs at 8000 or 16000 Hz, got {in_rate}")
+    if agc_window_s is not None and filterbank != "fft":
+        raise EncoderConfigError("audio encoder: agc_window_s needs the 'fft' filterbank")
     if filterbank == "fft":
         fb = FftFilterbank(in_rate, bands=bands, hop_hz=step_hz)
         # Band power of speech at normal level is ~1e-7..1e-3 (full scale 1): log1p(p / 1e-7)
         # spans about 0..9.
         stages = [fb, Compress(step_hz, bands, "log", ref=1e-7)]
+        if agc_window_s is not None:
+            stages = [fb, PeakNormalize(step_hz, bands, window_s=agc_window_s),
+                      Compress(step_hz, bands, "log", ref=1e-5)]
         rate = step_hz
     elif filterbank == "iir":
         # Band amplitudes of speech at normal level are ~1e-4..3e-2: log1p(a / 1e-5) spans about

@@ -96,7 +96,7 @@ CONFIG = {
         # coincidence neurons "pair": how often two electrodes' signals are beyond their
         # thresholds together, the cross-channel correlation the envelope loses (myo_augment,
         # ridge, +-0.25 rotation: cross-session 87.0 -> 89.8 %, cross-participant 68.3 ->
-        # 69.0 %; on five reservoir seeds 86.3 -> 89.4 / 69.0 -> 69.1 % on average; a fixed
+        # 68.9 %; on five reservoir seeds 86.3 -> 89.4 / 69.0 -> 69.1 % on average; a fixed
         # threshold of +-5 units instead: 88.4 / 68.2 %, seeds 87.8 / 68.3 %)
         "encoder": {"preset": "emg-lif-sign", "params": {}},
         # the reservoir plus relay neurons that repeat the encoder's spikes (one per input):

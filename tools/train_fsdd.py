@@ -61,7 +61,15 @@ from spikeedge.sensors.errors import EncoderConfigError, SourceConfigError
 from spikeedge.sensors.readers import WavSource
 from spikeedge.train import fit_logistic32, predict, wilson_interval
 
-from .train_apps import CONFIG, metadata, pool_map, summarise, write_model, write_report
+from .train_apps import (
+    CONFIG,
+    apply_override,
+    metadata,
+    pool_map,
+    summarise,
+    write_model,
+    write_report,
+)
 
 TASK = "fsdd-digits"
 DEFAULT_SHIFTS = (-1.0, -0.5, 0.5, 1.0)
@@ -415,34 +423,31 @@ def _candidates(text: str) -> list[dict]:
     return vals
 
 
-def _shifts(text: str) -> list[float]:
+def _floats(flag: str, text: str, unit: str = "") -> list[float]:
+    """The comma-separated numbers of option ``flag`` (a usage error otherwise)."""
     try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
+        return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--shifts: comma-separated numbers, got {text!r}") from None
+            f"{flag}: comma-separated numbers{unit}, got {text!r}") from None
+
+
+def _shifts(text: str) -> list[float]:
+    vals = _floats("--shifts", text)
     if any(v == 0 or not np.isfinite(v) or abs(v) > 4 for v in vals):
         raise argparse.ArgumentTypeError("--shifts: nonzero band shifts within +-4")
     return vals
 
 
 def _speeds(text: str) -> list[float]:
-    try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--speeds: comma-separated numbers, got {text!r}") from None
+    vals = _floats("--speeds", text)
     if any(v == 1 or not np.isfinite(v) or not 0.5 <= v <= 2 for v in vals):
         raise argparse.ArgumentTypeError("--speeds: speed factors within 0.5..2, not 1")
     return vals
 
 
 def _snrs(text: str) -> list[float]:
-    try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--snrs: comma-separated numbers (dB), got {text!r}") from None
+    vals = _floats("--snrs", text, " (dB)")
     if any(not np.isfinite(v) or not -20 <= v <= 80 for v in vals):
         raise argparse.ArgumentTypeError("--snrs: signal-to-noise ratios within -20..80 dB")
     return vals
@@ -522,13 +527,8 @@ def main(argv=None) -> int:
                     "(l2 defaults to the config's)")
     args = ap.parse_args(argv)
     cfg = json.loads(json.dumps(CONFIG[TASK]))
-    for s in args.set:
-        try:
-            key, val = s.split("=", 1)
-            sec, k = key.split(".", 1)
-            cfg[sec][k] = json.loads(val)
-        except (ValueError, KeyError):
-            ap.error(f"--set {s!r}: expected SECTION.KEY=JSON with SECTION one of {sorted(cfg)}")
+    for spec in args.set:
+        apply_override(ap, cfg, spec)
     try:
         utterance_segments(cfg["decision"], "--set decision.segments")
     except AppModelError as e:

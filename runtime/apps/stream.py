@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SpikeEdgeError
+from ..nets import synaptic_events  # per projection, source spikes x fan-out (the bench's)
 from .beatshape import PARTS as SHAPE_PARTS
 from .beatshape import BeatShape, shape_options
 
@@ -749,14 +750,6 @@ class FloatRunner:
     def run_chunk(self, inp, state=None, out=None):
         spikes, _ = self.twin.run(inp)
         return spikes.view(np.uint8), state, None
-
-
-def synaptic_events(program, spikes_in: np.ndarray, spikes: np.ndarray) -> int:
-    """Synaptic events (one weight added to one target) caused by the given spike counts:
-    per projection, spikes of its source times the source's fan-out
-    (:func:`spikeedge.nets.synaptic_events`, which the bench also uses)."""
-    from ..nets import synaptic_events as events
-    return events(program, spikes_in, spikes)
 
 
 def run_stream(program, url: str, readout: AppReadout, engine=None, block_s: float = 0.1,
