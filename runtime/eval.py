@@ -59,9 +59,45 @@ def resolve_model(model: str) -> str:
                     f"{', '.join(models) or '(none installed)'}")
 
 
+#: what each decision policy's latency is measured from (see :func:`event_end_s`)
+LATENCY_FROM = {"window": "end of the window", "beat": "R peak of the beat",
+                "utterance": "end of the utterance"}
+#: ``--block-ms`` bounds: the daemon's default is 10 ms; more than 10 s is not streaming
+BLOCK_MS_RANGE = (0.1, 10_000.0)
+
+
+def event_end_s(policy: str, d: dict, rate: float, stream_end_s: float) -> float:
+    """Signal time (seconds from the start of the recording) of the end of the event decision
+    ``d`` is about: a window's end, a beat's R peak (the beat's own end, its T wave, is later:
+    measuring from the R peak counts that too), an utterance's end (its last sample for the
+    live detector; the end of the file when the file is the utterance, as in ``eval``)."""
+    if policy == "beat":
+        return d["beat_sample"] / rate
+    t1 = d.get("t1")
+    return stream_end_s if t1 is None else float(t1)
+
+
+def _latency(policy: str, signal: list, compute: list, block_s: float) -> dict:
+    from .daemon import percentiles
+    ms = lambda v: [x * 1e3 for x in v]      # noqa: E731
+    total = [a + b for a, b in zip(signal, compute, strict=True)]
+    return {"from": LATENCY_FROM.get(policy, policy), "block_ms": round(block_s * 1e3, 4),
+            "signal_ms": percentiles(ms(signal)), "compute_ms": percentiles(ms(compute)),
+            "total_ms": percentiles(ms(total))}
+
+
 def evaluate(model: str, data_dir: str, limit: int = 0, match: str | None = None,
-             engine: str = "fixed", max_seconds: float = 0.0, progress=None) -> dict:
-    """Run the streaming evaluation; returns the JSON document of ``spikeedge eval``."""
+             engine: str = "fixed", max_seconds: float = 0.0, progress=None,
+             block_s: float = 0.1) -> dict:
+    """Run the streaming evaluation; returns the JSON document of ``spikeedge eval``.
+    ``block_s``: the source's block size (the daemon's is 10 ms); the decisions do not depend
+    on it, their latency does: ``latency`` gives, per decision, how much signal had been read
+    past the end of its event when it was made (``signal_ms``: the policy's look-ahead plus
+    the wait for the block's end), the wall time from the block's arrival to the decision
+    (``compute_ms``) and their sum (``total_ms``: what a live source would see)."""
+    lo, hi = BLOCK_MS_RANGE
+    if not (isinstance(block_s, (int, float)) and lo <= block_s * 1e3 <= hi):
+        raise EvalError(f"block size {block_s!r} s: must be within {lo:g} to {hi:g} ms")
     from .apps.stream import AppReadout, FloatRunner, run_stream
     from .apps.tasks import list_recordings, truth_and_predictions
     from .modelfile import load_model
@@ -83,10 +119,16 @@ def evaluate(model: str, data_dir: str, limit: int = 0, match: str | None = None
     extra = reference = 0
     events = steps = n_dec = 0
     wall = signal_s = 0.0
+    lat_signal, lat_compute = [], []
+    policy = r.decision["policy"]
     t0 = time.perf_counter()
     for i, rec in enumerate(recs):
-        res = run_stream(prog, rec.url, r, max_seconds=max_seconds,
+        res = run_stream(prog, rec.url, r, max_seconds=max_seconds, block_s=block_s,
                          engine=FloatRunner(prog) if engine == "float" else None)
+        end = res["n_samples"] / res["rate"]
+        for d in res["decisions"]:
+            lat_signal.append(d["emitted_s"] - event_end_s(policy, d, res["rate"], end))
+            lat_compute.append(d["compute_s"])
         y, idx, ex = truth_and_predictions(r.task, rec, res)
         y_all.append(y)
         p_all.append(np.array([res["decisions"][j]["class_index"] for j in idx], np.int64))
@@ -120,7 +162,8 @@ def evaluate(model: str, data_dir: str, limit: int = 0, match: str | None = None
                     "wall_ms_per_decision": round(wall * 1e3 / n_dec, 4) if n_dec else None,
                     "signal_s": round(signal_s, 3), "pipeline_wall_s": round(wall, 3),
                     "realtime_factor": round(signal_s / wall, 1) if wall else None,
-                    "total_wall_s": round(time.perf_counter() - t0, 3)}}
+                    "total_wall_s": round(time.perf_counter() - t0, 3)},
+           "latency": _latency(policy, lat_signal, lat_compute, block_s)}
     if r.task == "mitbih-beats":
         tp = reference - int(missed.sum())
         doc["detection"] = {"reference_beats": reference, "matched": tp,
@@ -152,6 +195,14 @@ def _print_text(doc: dict) -> None:
     c = doc["cost"]
     print(f"cost: {c['events_per_decision']} synaptic events and {c['wall_ms_per_decision']} "
           f"ms per decision; {c['realtime_factor']}x real time")
+    la = doc["latency"]
+    print(f"latency from the {la['from']} to the decision ({la['block_ms']:g} ms blocks), "
+          f"median / p99 / max ms: signal {_pmm(la['signal_ms'])}, compute "
+          f"{_pmm(la['compute_ms'])}, total {_pmm(la['total_ms'])}")
+
+
+def _pmm(p: dict) -> str:
+    return " / ".join("-" if p[k] is None else f"{p[k]:g}" for k in ("p50", "p99", "max"))
 
 
 def cmd_eval(args) -> int:
@@ -159,7 +210,7 @@ def cmd_eval(args) -> int:
     try:
         doc = evaluate(args.model, args.data_dir, limit=args.limit, match=args.match,
                        engine="float" if args.float else "fixed",
-                       max_seconds=args.max_seconds)
+                       max_seconds=args.max_seconds, block_s=args.block_ms * 1e-3)
     except (SpikeEdgeError, ModelFormatError, OSError) as exc:
         print(f"spikeedge eval: error: {exc}", file=sys.stderr)
         return 2
@@ -197,6 +248,19 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _block_ms(text: str) -> float:
+    import argparse
+    import math
+    lo, hi = BLOCK_MS_RANGE
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise argparse.ArgumentTypeError(f"{text}: must be within {lo:g} to {hi:g} ms")
+    return v
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="accuracy of an application model on a folder of recordings",
@@ -214,6 +278,9 @@ def register(subparsers) -> None:
                    help="only the first S seconds of each recording")
     p.add_argument("--float", action="store_true",
                    help="run the float twin instead of the fixed-point engine (slow)")
+    p.add_argument("--block-ms", type=_block_ms, default=100.0, metavar="MS",
+                   help="source block size in ms (default 100; the daemon's is 10): the "
+                        "decisions do not depend on it, the reported latency does")
     p.set_defaults(func=cmd_eval)
     q = subparsers.add_parser("models", help="list the shipped application models")
     q.add_argument("--json", action="store_true")

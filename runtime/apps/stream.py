@@ -752,13 +752,29 @@ class FloatRunner:
         return spikes.view(np.uint8), state, None
 
 
+def _emitted(out: list[dict], readout: AppReadout, classify: bool, stream_s: float,
+             t_start: float) -> list[dict]:
+    """Classify the decisions one block produced and stamp them: ``emitted_s``, the stream
+    position (seconds of signal read) when they became available, and ``compute_s``, the wall
+    time from the block's arrival (``t_start``) to the decision (encoder, engine,
+    featurizer, readout)."""
+    for d in out:
+        if classify:
+            d["class_index"], d["scores"] = readout.classify(d["features"])
+    now = time.perf_counter()
+    for d in out:
+        d["emitted_s"], d["compute_s"] = stream_s, now - t_start
+    return out
+
+
 def run_stream(program, url: str, readout: AppReadout, engine=None, block_s: float = 0.1,
                encoder=None, collect=None, max_seconds: float = 0.0) -> dict:
     """Run one recording through source -> encoder -> engine -> featurizer (-> readout when
     the model has weights). Returns ``{"decisions": [...], "labels": per-sample labels or None,
     "annotations": ..., "rate", "steps", "events", "wall_s"}``; each decision has its
-    ``features`` and, with weights, ``class_index`` and ``scores``. ``max_seconds`` stops
-    after that much signal (``n_samples`` says how much was read)."""
+    ``features``, ``emitted_s`` and ``compute_s`` (see :func:`_emitted`; the latency that
+    ``spikeedge eval`` reports) and, with weights, ``class_index`` and ``scores``.
+    ``max_seconds`` stops after that much signal (``n_samples`` says how much was read)."""
     from .. import Engine
     from ..sensors import app_encoders, open_source
     from ..sensors.presets import make_encoder
@@ -782,8 +798,10 @@ def run_stream(program, url: str, readout: AppReadout, engine=None, block_s: flo
         n_spk = np.zeros(program.n_neurons, np.int64)
         steps = n_samples = 0
         limit = int(max_seconds * src.rate) if max_seconds else None
+        classify = readout.w is not None
         t0 = time.perf_counter()
         for block in src:
+            tb = time.perf_counter()
             x = block.samples
             if limit is not None:
                 if n_samples >= limit:
@@ -801,13 +819,12 @@ def run_stream(program, url: str, readout: AppReadout, engine=None, block_s: flo
             steps += t
             if "labels" in block.info:
                 labels.append(block.info["labels"][:len(x)])
-            decisions.extend(feat.feed(x, spikes))
+            decisions.extend(_emitted(feat.feed(x, spikes), readout, classify,
+                                      n_samples / src.rate, tb))
             if collect is not None:
                 collect(block, spk_in, spikes)
-        decisions.extend(feat.flush())
-        if readout.w is not None:
-            for d in decisions:
-                d["class_index"], d["scores"] = readout.classify(d["features"])
+        decisions.extend(_emitted(feat.flush(), readout, classify, n_samples / src.rate,
+                                  time.perf_counter()))
         wall = time.perf_counter() - t0
         return {"decisions": decisions, "rate": src.rate,
                 "labels": np.concatenate(labels) if labels else None,

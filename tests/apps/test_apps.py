@@ -82,6 +82,11 @@ def test_quick_eval_matches_the_model_card(name):
     if name == "mitbih-beats":
         assert set(doc["labels"]) == {"N", "S", "V", "F", "Q"}
         assert doc["detection"]["se"] > 0.95
+    lat = doc["latency"]
+    assert lat["block_ms"] == 100.0
+    assert 0 < lat["compute_ms"]["p50"] <= lat["compute_ms"]["p99"] <= lat["compute_ms"]["max"]
+    for k in ("p50", "p99", "max"):
+        assert lat["total_ms"][k] >= lat["signal_ms"][k] >= 0
 
 
 def test_streaming_is_independent_of_block_size():
@@ -99,6 +104,47 @@ def test_streaming_is_independent_of_block_size():
     for da, db in zip(a["decisions"], b["decisions"], strict=True):
         np.testing.assert_array_equal(da["features"], db["features"])
         assert da["class_index"] == db["class_index"]
+
+
+def test_decision_latency_follows_the_block_boundaries():
+    """``emitted_s`` is the end of the first block at or after the end of a window (exactly
+    the window's end when the blocks divide the hop), whatever the block size, and the
+    decisions themselves do not change."""
+    folder = data_dir() / "myo-wrist-gestures"
+    if not folder.is_dir():
+        pytest.skip(f"real recordings not found at {folder} (set SPIKEEDGE_DATA)")
+    prog = load_model(shipped_models()["myo-gestures"])
+    r = AppReadout.from_program(prog)
+    rec = list_recordings("myo-gestures", folder)[0]
+    a = run_stream(prog, rec.url, r, block_s=0.01, max_seconds=8)
+    b = run_stream(prog, rec.url, r, block_s=0.07, max_seconds=8)
+    assert len(a["decisions"]) == len(b["decisions"]) > 20
+    for da, db in zip(a["decisions"], b["decisions"], strict=True):
+        assert da["t1"] == db["t1"] and da["class_index"] == db["class_index"]
+        assert da["emitted_s"] == pytest.approx(da["t1"], abs=1e-9)      # 2 samples per block
+        blocks = int(np.ceil(round(db["t1"] * 200) / 14))                # 14 samples per block
+        assert db["emitted_s"] == pytest.approx(min(blocks * 14, 8 * 200) / 200, abs=1e-9)
+        assert 0 < da["compute_s"] < 5 and 0 < db["compute_s"] < 5
+
+
+def test_beat_latency_includes_the_look_ahead():
+    folder = data_dir() / "mitbih"
+    if not folder.is_dir():
+        pytest.skip(f"real recordings not found at {folder} (set SPIKEEDGE_DATA)")
+    from spikeedge.eval import event_end_s
+    prog = load_model(shipped_models()["mitbih-beats"])
+    r = AppReadout.from_program(prog)
+    rec = list_recordings("mitbih-beats", folder)[0]
+    res = run_stream(prog, rec.url, r, block_s=0.01, max_seconds=30)
+    ds = res["decisions"]
+    assert len(ds) > 20
+    post = float(r.decision["post_s"])
+    for d, nxt in zip(ds[:-1], ds[1:], strict=True):
+        lag = d["emitted_s"] - event_end_s("beat", d, res["rate"], 30.0)
+        # decided once the next R peak is known and post_s of spikes after this one ran
+        assert lag >= post - 1e-9
+        assert d["emitted_s"] >= nxt["beat_sample"] / res["rate"]
+        assert lag < 3.0
 
 
 # ---------------------------------------------------------------------------- errors
@@ -137,6 +183,20 @@ def test_eval_wrong_kind_of_data(tmp_path):
 def test_eval_unreadable_recording(tmp_path):
     (tmp_path / "0_alice_0.wav").write_bytes(b"RIFF....WAVEjunk")
     _assert_clean_error(run("eval", "fsdd-digits", str(tmp_path)))
+
+
+@pytest.mark.parametrize("bad", ["0", "-10", "nan", "inf", "ten", "20000", ""])
+def test_eval_bad_block_size(tmp_path, bad):
+    r = run("eval", "fsdd-digits", str(tmp_path), "--block-ms", bad)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "--block-ms" in r.stderr, r.stderr
+
+
+def test_evaluate_checks_the_block_size(tmp_path):
+    from spikeedge.eval import EvalError, evaluate
+    for bad in (0.0, -0.01, 11.0, float("nan"), "0.01"):
+        with pytest.raises(EvalError, match="block size"):
+            evaluate("fsdd-digits", str(tmp_path), block_s=bad)
 
 
 def test_eval_model_without_readout(tmp_path):
