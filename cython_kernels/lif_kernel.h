@@ -535,6 +535,53 @@ se_pop_avx512(int n, int32_t *restrict vv, int32_t *restrict rr, int32_t *restri
                 K > 1 ? _mm512_reduce_min_epi32(acc[3]) : INT32_MAX, K, anym != 0);
     return n;
 }
+
+/* Step 6's dense rows on the direct path (se_propagate_direct), for nsp >= 2 spiking sources:
+ * cur[j] += (sum over the sources s of w[sp[s] * n + j]) << shift, the rows' int32 sum being
+ * exact and its product with 2^shift fitting int32 (the caller's bound B), as in the row-sum
+ * loops of lif_ops.h. Two rows at a time are interleaved word by word (vpunpck{l,h}wd) and
+ * summed into int32 lanes by vpmaddwd against ones (w_a x 1 + w_b x 1: exact), so the sign
+ * extension takes no vpmovsxwd: with 512-bit vectors only ports 0 and 5 take vector work,
+ * and vpmovsxwd plus the shuffle that fed it put every 16 weights on port 5. The interleave
+ * works inside 128-bit lanes: of a chunk of 32 columns, the sums "lo" hold columns {0-3,
+ * 8-11, 16-19, 24-27} and "hi" {4-7, 12-15, 20-23, 28-31}; vpermt2d puts them back in order
+ * once per chunk. Columns are the outer loop, so the sums stay in registers (no row-sum
+ * buffer); an odd last row is paired with zeros; the last chunk is masked. There is no AVX2
+ * version: with three vector ports, the AVX2 row sums of lif_ops.h were as fast in a test
+ * (docs/performance.md). */
+__attribute__((target(SE_AVX512))) static inline void
+se_rows_avx512(int32_t *restrict cur, const int16_t *restrict w, const int32_t *restrict sp,
+               int nsp, int n, int shift) {
+    const __m512i ONES = _mm512_set1_epi16(1), Z = _mm512_setzero_si512();
+    const __m512i P0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i P1 =
+        _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    const __m128i SH = _mm_cvtsi32_si128(shift);
+    for (int j = 0; j < n; j += 32) {
+        const __mmask32 m = n - j >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << (n - j)) - 1);
+        __m512i lo = Z, hi = Z;
+        int s = 0;
+        for (; s + 2 <= nsp; s += 2) {
+            const __m512i A = _mm512_maskz_loadu_epi16(m, w + (int64_t)sp[s] * n + j);
+            const __m512i B = _mm512_maskz_loadu_epi16(m, w + (int64_t)sp[s + 1] * n + j);
+            lo = _mm512_add_epi32(lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(A, B), ONES));
+            hi = _mm512_add_epi32(hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(A, B), ONES));
+        }
+        if (s < nsp) {
+            const __m512i A = _mm512_maskz_loadu_epi16(m, w + (int64_t)sp[s] * n + j);
+            lo = _mm512_add_epi32(lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(A, Z), ONES));
+            hi = _mm512_add_epi32(hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(A, Z), ONES));
+        }
+        const __m512i n0 = _mm512_sll_epi32(_mm512_permutex2var_epi32(lo, P0, hi), SH);
+        const __m512i n1 = _mm512_sll_epi32(_mm512_permutex2var_epi32(lo, P1, hi), SH);
+        const __mmask16 m0 = (__mmask16)m, m1 = (__mmask16)(m >> 16);
+        _mm512_mask_storeu_epi32(cur + j, m0,
+                                 _mm512_add_epi32(_mm512_maskz_loadu_epi32(m0, cur + j), n0));
+        _mm512_mask_storeu_epi32(cur + j + 16, m1,
+                                 _mm512_add_epi32(_mm512_maskz_loadu_epi32(m1, cur + j + 16), n1));
+    }
+}
+
 #endif
 
 #if defined(__aarch64__) && defined(__ARM_NEON)
@@ -788,6 +835,12 @@ SE_INLINE int se_propagate_direct(se_kernel *k, const int16_t *w, int32_t *i_syn
         int32_t *restrict cur = i_syn + (int64_t)row[SE_PJ_CHANNEL] * k->N + row[SE_PJ_TGT_START];
         const int16_t *wv = w + row[SE_PJ_W_OFF];
         if (row[SE_PJ_KIND] == SE_KIND_DENSE) {
+#if SE_X86_SIMD
+            if (k->isa == 2 && b - a >= 2) {
+                se_rows_avx512(cur, wv, k->spk + a, b - a, n_post, row[SE_PJ_SHIFT]);
+                continue;
+            }
+#endif
             if (b - a <= 2) {
                 for (int s = a; s < b; s++)
                     syn_row_add_s16(cur, wv + (int64_t)k->spk[s] * n_post, mul, n_post);

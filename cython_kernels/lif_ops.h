@@ -489,14 +489,32 @@ SE_INLINE uint64_t spk_mask64_u8(const uint8_t *restrict x) {
 #endif
 }
 
+/* The first two set bits of the 64-bit mask m of the block at i into out[c], c, without a
+ * branch: a block's spike count is as good as random, so the exit of a loop over its bits was
+ * mispredicted about once per non-empty block (and the test for an empty one half the time
+ * when spikes are sparse). Each pop writes out[c] unconditionally and advances c only for a
+ * real bit; for m = 0 the value is scratch, at out[c] with c <= the spikes found so far. The
+ * caller's loop takes the rest (rare at the sparse rates of spiking networks). */
+#define SE_POP2(out, c, i, m) \
+    do { \
+        (out)[c] = (i) + se_ctz64((m) | ((uint64_t)1 << 63)); \
+        (c) += (m) != 0; \
+        (m) &= (m) - 1; \
+        (out)[c] = (i) + se_ctz64((m) | ((uint64_t)1 << 63)); \
+        (c) += (m) != 0; \
+        (m) &= (m) - 1; \
+    } while (0)
+
 /* Indices of the non-zero bytes of x[0..n) into out, in increasing order; returns how many.
  * 64 bytes at a time as a bit mask (spk_mask64_u8, no branch per byte or word), whose set
  * bits are visited with count-trailing-zeros; a tail of 16 or more bytes goes through a
- * zero-padded block, a shorter one a byte at a time. out must have room for n values. */
+ * zero-padded block, a shorter one a byte at a time. out must have room for n + 1 values
+ * (SE_POP2). */
 SE_INLINE int spk_collect_u8(const uint8_t *restrict x, int n, int32_t *restrict out) {
     int c = 0, i = 0;
     for (; i + 64 <= n; i += 64) {
         uint64_t m = spk_mask64_u8(x + i);
+        SE_POP2(out, c, i, m);
         while (m) {
             out[c++] = i + se_ctz64(m);
             m &= m - 1;
@@ -530,6 +548,7 @@ spk_collect_avx512(const uint8_t *restrict x, int n, int32_t *restrict out) {
         __mmask64 lm = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
         __m512i b = _mm512_maskz_loadu_epi8(lm, x + i);
         uint64_t m = (uint64_t)_mm512_test_epi8_mask(b, b);
+        SE_POP2(out, c, i, m);
         while (m) {
             out[c++] = i + se_ctz64(m);
             m &= m - 1;
@@ -548,6 +567,7 @@ spk_collect_avx2(const uint8_t *restrict x, int n, int32_t *restrict out, int *d
         __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(x + i + 32));
         uint64_t m = ~((uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b0, z)) |
                        (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b1, z)) << 32);
+        SE_POP2(out, c, i, m);
         while (m) {
             out[c++] = i + se_ctz64(m);
             m &= m - 1;

@@ -204,3 +204,46 @@ def test_stdp_traces_of_both_signs_from_the_state(level):
     st.x_post[:] = rng.integers(-2**20, 2**20, st.x_post.shape)
     _, spikes = _check(p, _poisson(60, 300, 0.05, 17), level, st)
     assert spikes.sum() > 20
+
+
+# ---------------------------------------------------------------------------- dense rows
+def _rows_net(n_post, n_in, shift, seed, extreme):
+    """n_in inputs into one population of n_post through a dense projection whose int16
+    weights are redrawn (at the extremes -32768 / 32767 when ``extreme``) with ``shift``, and a
+    dense recurrent projection: the direct path's row sums (AVX-512: se_rows_avx512's
+    interleaved pairs; other levels: lif_ops.h), with odd and even spike counts and widths
+    around the vector lanes."""
+    from spikeedge.program import PJ_KIND, PJ_N_POST, PJ_N_PRE, PJ_SHIFT, PJ_W_OFF
+    rng = np.random.default_rng(seed)
+    pop = Population("p", n_post, tau_m=20e-3, tau_s=5e-3, v_th=1.0, v_reset=0.0,
+                     v_init=rng.uniform(-0.5, 0.9, n_post))
+    net = Network(n_in, [pop], [Projection(INPUT, "p", rng.normal(0, 0.3, (n_in, n_post))),
+                                Projection("p", "p", rng.normal(0, 0.2, (n_post, n_post)))],
+                  dt=1e-3)
+    prog = quantize(net)
+    row = prog.proj[0]
+    assert row[PJ_KIND] == 0 and row[PJ_N_POST] == n_post
+    a, b = row[PJ_W_OFF], row[PJ_W_OFF] + row[PJ_N_PRE] * n_post
+    if extreme:
+        prog.weights[a:b] = rng.choice(np.array([-32768, 32767], np.int16), b - a)
+    else:
+        prog.weights[a:b] = rng.integers(-32768, 32768, b - a).astype(np.int16)
+    prog.proj[0, PJ_SHIFT] = shift
+    return prog
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("n_post", [1, 15, 16, 17, 31, 32, 33, 100, 257])
+def test_dense_row_sums_every_width_and_level(level, n_post):
+    rng = np.random.default_rng(n_post)
+    for seed, (n_in, shift, extreme, p) in enumerate([(9, 0, True, 0.5), (40, 3, False, 0.3),
+                                                      (7, 12, False, 0.6)]):
+        prog = _rows_net(n_post, n_in, shift, seed, extreme)
+        inp = (rng.random((60, n_in)) < p).astype(np.uint8)
+        inp[0] = 1                      # every row at once
+        inp[1] = 0
+        inp[2, :3] = 1                  # 3 spikes: one pair and an odd row
+        inp[3, :] = 0
+        inp[3, 0:2] = 1                 # exactly 2
+        paths, _ = _check(prog, inp, level)
+        assert paths["specialised"]
