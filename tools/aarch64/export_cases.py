@@ -6,6 +6,10 @@ either sign and input gains that need the membrane clamp) started from membranes
 at the int32 extremes, so that the clamp acts; each case as one flat binary file.
 
     python tools/aarch64/export_cases.py OUT_DIR
+    python tools/aarch64/export_cases.py --long OUT_DIR    # only the standard networks, longer
+
+``--long`` writes the four standard networks only, over 5 s (kws), 2 s (shd), 1 s (stdp)
+and 0.05 s (cuba), for timing the step loop with the harness (``REPS``, see harness.c).
 
 File format (little endian): repeated records ``u32 name length, name, u8 dtype code (b int8,
 h int16, i int32, B uint8), u32 count, data``; the harness finds arrays by name. Expected
@@ -56,8 +60,19 @@ def write_case(path: pathlib.Path, prog, inp: np.ndarray, state=None) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    long = "--long" in argv
+    argv = [a for a in argv if a != "--long"]
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("usage: export_cases.py [--long] OUT_DIR", file=sys.stderr)
+        return 2
     out = pathlib.Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
+    if long:
+        for name, T in (("kws", 5.0), ("shd", 2.0), ("stdp", 1.0), ("cuba", 0.05)):
+            net, inp, _ = standard(name, T)
+            write_case(out / f"net_{name}.case", quantize(net), inp)
+            print(f"net_{name}")
+        return 0
     golden = pathlib.Path(__file__).resolve().parents[2] / "tests" / "golden"
     for model in sorted(golden.glob("*.model.npz")):
         name = model.name.split(".")[0]

@@ -2,7 +2,12 @@
  * on case files written by export_cases.py and compare spikes and the final state with the
  * golden NumPy reference, bit for bit. Built natively or cross-compiled (aarch64) and run
  * under QEMU by tools/aarch64_check.sh. Usage: harness CASE... ; exit status 0 when all
- * cases match. Also prints the step loop's time per case (meaningless under emulation). */
+ * cases match. Also prints the step loop's time per case (meaningless under emulation).
+ * Timing mode (native builds): with REPS=N in the environment the loop first runs N more
+ * times from the case's initial state, timed with the thread's CPU clock, and the fastest is
+ * printed ("best ... ns/step"); ISA=L (0 plain C, 1 AVX2, 2 AVX-512) caps the hand-written
+ * loops' level, as LifKernel.limit_isa does. Build it twice, from two versions of the
+ * headers, and alternate the two to compare them on a noisy machine (docs/performance.md). */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +136,29 @@ static int run_case(const char *path) {
     for (int j = 0; j < N; j++)
         adaptive |= k.theta_plus[j] != 0;
     struct timespec t0, t1;
+    const char *reps_env = getenv("REPS"), *isa_env = getenv("ISA");
+    int reps = reps_env ? atoi(reps_env) : 0;
+    double best = -1.0;
+    for (int r = 0; r < reps; r++) {
+        int32_t *v2 = copy_of("v_init", 4), *i2 = copy_of("i_init", 4);
+        int32_t *r2 = copy_of("ref_init", 4), *th2 = calloc(N + 1, 4);
+        int32_t *xp2 = calloc(n_pre + 1, 4), *xq2 = calloc(n_post + 1, 4);
+        int16_t *w2 = copy_of("weights", 2);
+        k.prepared = 0;
+        se_prepare(&k);
+        if (isa_env && atoi(isa_env) >= 0 && atoi(isa_env) < k.isa)
+            k.isa = atoi(isa_env);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+        steps_fn(&k, inp, T, v2, i2, r2, xp2, xq2, w2, th2, spikes, NULL, NULL, 0, adaptive, 1);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+        double e = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+        best = best < 0 || e < best ? e : best;
+        free(v2), free(i2), free(r2), free(th2), free(xp2), free(xq2), free(w2);
+    }
+    if (reps > 0)
+        printf("%-40s best %.1f ns/step of %d runs (isa %d)\n", path, best / T * 1e9, reps,
+               k.isa);
+    k.prepared = 0;     /* the checked run below: prepared afresh, every loop level */
     clock_gettime(CLOCK_MONOTONIC, &t0);
     steps_fn(&k, inp, T, v, i_syn, ref, x_pre, x_post, w, theta_a, spikes, NULL, NULL, 0,
              adaptive, 1);
