@@ -89,13 +89,18 @@ def test_quick_eval_matches_the_model_card(name):
         assert lat["total_ms"][k] >= lat["signal_ms"][k] >= 0
 
 
-def test_streaming_is_independent_of_block_size():
-    folder = data_dir() / "mitbih"
+def _first_recording(name):
+    """The shipped model ``name``, its readout and the first recording of its data folder
+    (skips when the recordings are absent)."""
+    folder = data_dir() / DATA[name]
     if not folder.is_dir():
         pytest.skip(f"real recordings not found at {folder} (set SPIKEEDGE_DATA)")
-    prog = load_model(shipped_models()["mitbih-beats"])
-    r = AppReadout.from_program(prog)
-    rec = list_recordings("mitbih-beats", folder)[0]
+    prog = load_model(shipped_models()[name])
+    return prog, AppReadout.from_program(prog), list_recordings(name, folder)[0]
+
+
+def test_streaming_is_independent_of_block_size():
+    prog, r, rec = _first_recording("mitbih-beats")
     a = run_stream(prog, rec.url, r, block_s=0.1, max_seconds=40)
     b = run_stream(prog, rec.url, r, block_s=0.037, max_seconds=40)
     assert len(a["decisions"]) > 20
@@ -110,12 +115,7 @@ def test_decision_latency_follows_the_block_boundaries():
     """``emitted_s`` is the end of the first block at or after the end of a window (exactly
     the window's end when the blocks divide the hop), whatever the block size, and the
     decisions themselves do not change."""
-    folder = data_dir() / "myo-wrist-gestures"
-    if not folder.is_dir():
-        pytest.skip(f"real recordings not found at {folder} (set SPIKEEDGE_DATA)")
-    prog = load_model(shipped_models()["myo-gestures"])
-    r = AppReadout.from_program(prog)
-    rec = list_recordings("myo-gestures", folder)[0]
+    prog, r, rec = _first_recording("myo-gestures")
     a = run_stream(prog, rec.url, r, block_s=0.01, max_seconds=8)
     b = run_stream(prog, rec.url, r, block_s=0.07, max_seconds=8)
     assert len(a["decisions"]) == len(b["decisions"]) > 20
@@ -128,13 +128,8 @@ def test_decision_latency_follows_the_block_boundaries():
 
 
 def test_beat_latency_includes_the_look_ahead():
-    folder = data_dir() / "mitbih"
-    if not folder.is_dir():
-        pytest.skip(f"real recordings not found at {folder} (set SPIKEEDGE_DATA)")
     from spikeedge.eval import event_end_s
-    prog = load_model(shipped_models()["mitbih-beats"])
-    r = AppReadout.from_program(prog)
-    rec = list_recordings("mitbih-beats", folder)[0]
+    prog, r, rec = _first_recording("mitbih-beats")
     res = run_stream(prog, rec.url, r, block_s=0.01, max_seconds=30)
     ds = res["decisions"]
     assert len(ds) > 20
