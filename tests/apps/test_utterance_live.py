@@ -2,7 +2,6 @@
 one decision per utterance in a stream of several, bounded memory, clean errors, and on real
 FSDD recordings the same classes as ``eval`` gives the files one by one."""
 import re
-import wave
 
 import numpy as np
 import pytest
@@ -197,7 +196,9 @@ def test_utterance_features_of_silence_are_zero(model):
 # ---------------------------------------------------------------------------- real recordings
 def fsdd_stream(tmp_path, speakers=("george", "jackson", "nicolas"), per_speaker=8):
     """Recordings 0-4 of a few digits per speaker, 0.5 s of -61 dBFS noise between them, in
-    one WAV; returns (path, [file paths]) or skips."""
+    one WAV (``spikeedge.tools.fsdd_live.build_stream``); returns (path, [file paths]) or
+    skips."""
+    from spikeedge.tools.fsdd_live import build_stream
     folder = data_dir() / "fsdd" / "recordings"
     if not folder.is_dir():
         pytest.skip(f"FSDD recordings not found in {folder} (set SPIKEEDGE_DATA)")
@@ -207,21 +208,8 @@ def fsdd_stream(tmp_path, speakers=("george", "jackson", "nicolas"), per_speaker
         files += got
     if len(files) < 10:
         pytest.skip(f"too few FSDD recordings of {speakers} in {folder}")
-    rng = np.random.default_rng(0)
-    parts, rate = [], None
-    for p in files:
-        with wave.open(str(p)) as w:
-            rate = rate or w.getframerate()
-            assert w.getframerate() == rate
-            parts.append((rng.standard_normal(int(0.5 * rate)) * 30).astype(np.int16))
-            parts.append(np.frombuffer(w.readframes(w.getnframes()), np.int16))
-    parts.append((rng.standard_normal(int(0.5 * rate)) * 30).astype(np.int16))
     out = tmp_path / "utterances.wav"
-    with wave.open(str(out), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.concatenate(parts).tobytes())
+    build_stream(files, out)
     return out, files
 
 

@@ -1,0 +1,71 @@
+"""``python -m spikeedge.tools.fsdd_live``: the daemon's live utterance latency on real FSDD
+recordings, and its argument and input checks."""
+import json
+import os
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+
+from spikeedge.tools.fsdd_live import build_stream
+from testutil import data_dir
+
+
+def tool(*args):
+    return subprocess.run([sys.executable, "-m", "spikeedge.tools.fsdd_live", *args],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ))
+
+
+def test_daemon_decides_each_utterance_after_the_gap():
+    folder = data_dir() / "fsdd" / "recordings"
+    if not folder.is_dir():
+        pytest.skip(f"FSDD recordings not found in {folder} (set SPIKEEDGE_DATA)")
+    r = tool("--data", str(folder), "--speakers", "george,jackson", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["recordings"] == doc["decisions"] == 20
+    # the detector decides gap_s (0.3 s) after the last voiced frame, at a block's end
+    assert 300 - 1e-6 <= doc["from_detected_end_ms"]["min"] <= doc["from_detected_end_ms"]["max"] \
+        <= 310 + 1e-6
+    assert 0 < doc["compute_ms"]["p50"] <= doc["compute_ms"]["max"] < 1000
+    assert doc["from_true_end_ms"]["max"] <= 320
+    assert doc["correct"] >= 14                  # measured 18 of 20 (index 1, test split)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--index", "50"], "--index"), (["--index", "x"], "--index"),
+    (["--speakers", " , "], "--speakers"), (["--block-ms", "nan"], "--block-ms"),
+    (["--block-ms", "0"], "--block-ms"), ([], "--data")])
+def test_bad_arguments_are_usage_errors(tmp_path, args, msg):
+    r = tool(*(["--data", str(tmp_path)] if args != [] else []), *args)
+    assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_missing_recordings_are_named(tmp_path):
+    r = tool("--data", str(tmp_path / "nowhere"), "--speakers", "george")
+    assert r.returncode == 2 and "0_george_1.wav" in r.stderr and "Traceback" not in r.stderr
+
+
+def _wav(path, rate, n=800, channels=1):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.zeros(n * channels, np.int16).tobytes())
+    return path
+
+
+def test_stream_layout_and_bad_recordings(tmp_path):
+    a, b = _wav(tmp_path / "a.wav", 8000, 800), _wav(tmp_path / "b.wav", 8000, 400)
+    spans = build_stream([a, b], tmp_path / "s.wav", gap_s=0.5)
+    assert np.allclose(spans, [(0.5, 0.6), (1.1, 1.15)], atol=1e-12)
+    with wave.open(str(tmp_path / "s.wav")) as w:
+        assert w.getnframes() == 800 + 400 + 3 * 4000 and w.getframerate() == 8000
+    with pytest.raises(ValueError, match="Hz"):
+        build_stream([a, _wav(tmp_path / "c.wav", 16000)], tmp_path / "t.wav")
+    with pytest.raises(ValueError, match="mono"):
+        build_stream([_wav(tmp_path / "d.wav", 8000, channels=2)], tmp_path / "u.wav")
+    with pytest.raises(ValueError, match="no recordings"):
+        build_stream([], tmp_path / "v.wav")
