@@ -34,6 +34,19 @@ def test_daemon_decides_each_utterance_after_the_gap():
     assert doc["correct"] >= 14                  # measured 18 of 20 (index 1, test split)
 
 
+def test_correct_counts_only_the_true_digit():
+    """With each recording's digit shifted by one, (almost) nothing may count as correct."""
+    from spikeedge.tools.fsdd_live import measure
+    folder = data_dir() / "fsdd" / "recordings"
+    if not folder.is_dir():
+        pytest.skip(f"FSDD recordings not found in {folder} (set SPIKEEDGE_DATA)")
+    files = [folder / f"{d}_george_1.wav" for d in range(10)]
+    right = measure(files, list(range(10)))
+    wrong = measure(files, [(d + 1) % 10 for d in range(10)])
+    assert right["decisions"] == wrong["decisions"] == 10
+    assert right["correct"] >= 7 and wrong["correct"] <= 10 - right["correct"]
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--index", "50"], "--index"), (["--index", "x"], "--index"),
     (["--speakers", " , "], "--speakers"), (["--block-ms", "nan"], "--block-ms"),
