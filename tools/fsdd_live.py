@@ -61,9 +61,9 @@ def build_stream(files, out: Path, gap_s: float = 0.5, noise_dbfs: float = -61.0
 
 
 def _pct(a) -> dict:
-    a = np.asarray(a, np.float64)
-    return {k: round(float(np.percentile(a, q)), 3) for k, q in (("p50", 50), ("p99", 99))} | \
-        {"min": round(float(a.min()), 3), "max": round(float(a.max()), 3)}
+    """The daemon's p50 / p99 / max (``spikeedge.daemon.percentiles``) and the minimum."""
+    from spikeedge.daemon import percentiles
+    return percentiles(a) | {"min": round(float(np.min(a)), 4)}
 
 
 def measure(files, digits, block_ms: float = 10.0, workdir: Path | None = None) -> dict:

@@ -758,6 +758,8 @@ def _emitted(out: list[dict], readout: AppReadout, classify: bool, stream_s: flo
     position (seconds of signal read) when they became available, and ``compute_s``, the wall
     time from the block's arrival (``t_start``) to the decision (encoder, engine,
     featurizer, readout)."""
+    if not out:         # most blocks decide nothing
+        return out
     for d in out:
         if classify:
             d["class_index"], d["scores"] = readout.classify(d["features"])
