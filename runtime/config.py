@@ -126,6 +126,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "utterance_threshold_db": Field("float", 0.0, "live utterances: dB above the noise "
                                         "floor that makes a frame voiced (0: the model's, "
                                         "else 12)", check=_ge0),
+        "utterance_end_threshold_db": Field("float", 0.0, "live utterances: dB above the "
+                                            "noise floor that keeps an utterance going once "
+                                            "it has started (0: the model's, else 6)",
+                                            check=_ge0),
         "utterance_min_dbfs": Field("float", 0.0, "live utterances: quietest voiced frame, dB "
                                     "full scale, < 0 (0: the model's, else -60)",
                                     check=lambda v: None if v <= 0 else "must be < 0 (or 0: "

@@ -258,8 +258,10 @@ def open_configured_source(cfg: dict, clock, program=None, first_try_only: bool 
 
 
 #: [decision] keys that override one live-utterance option of the model, and that option
-_UTTERANCE_KEYS = {"utterance_threshold_db": "threshold_db", "utterance_min_dbfs": "min_dbfs",
-                   "utterance_gap_ms": "gap_s", "utterance_max_s": "max_s"}
+_UTTERANCE_KEYS = {"utterance_threshold_db": "threshold_db",
+                   "utterance_end_threshold_db": "end_threshold_db",
+                   "utterance_min_dbfs": "min_dbfs", "utterance_gap_ms": "gap_s",
+                   "utterance_max_s": "max_s"}
 
 
 def utterance_options(cfg: dict, decision: dict):

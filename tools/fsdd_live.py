@@ -2,11 +2,13 @@
 
     python -m spikeedge.tools.fsdd_live --data ../shared/data/fsdd/recordings [--json]
         [--speakers george,jackson,nicolas,theo,yweweler] [--index 1] [--block-ms 10]
+        [--noise-dbfs -61]
 
 ``spikeedge eval`` scores one file as one utterance and decides at its end; the daemon finds
 the utterances in a stream itself and decides each once ``gap_s`` of quiet has followed it
 (docs/daemon.md). This builds one stream from FSDD recordings (recording INDEX of every digit of
-each speaker, 0.5 s of -61 dBFS white noise before each and at the end), runs ``spikeedge run``
+each speaker, 0.5 s apart, with white room noise at NOISE_DBFS, default -61 dBFS, under the
+whole stream), runs ``spikeedge run``
 on it (file source, as fast as possible, BLOCK_MS blocks, file sink) and reports over the
 decisions: the signal time from the detected end (the last voiced frame, the record's
 ``sensor_time``) and from the recording's true end to the decision (``decided_at``), the
@@ -31,10 +33,14 @@ SPEAKERS = ("george", "jackson", "nicolas", "theo", "yweweler")
 def build_stream(files, out: Path, gap_s: float = 0.5, noise_dbfs: float = -61.0,
                  seed: int = 0) -> list[tuple[float, float]]:
     """Write the recordings ``files`` (mono 16-bit WAV at one rate) into one WAV at ``out``,
-    ``gap_s`` of white noise at ``noise_dbfs`` (RMS) before each and after the last; returns
-    each recording's (start, end) in seconds of the stream."""
+    ``gap_s`` apart (and ``gap_s`` before the first and after the last), with white noise at
+    ``noise_dbfs`` (RMS) under the whole stream, as a room under a microphone: the recordings'
+    own noise floors differ, and silence between them at a level some recordings go below
+    would be a room no microphone hears. Returns each recording's (start, end) in seconds of
+    the stream."""
+    if not np.isfinite(noise_dbfs) or not -120 <= noise_dbfs <= 0:
+        raise ValueError(f"noise level {noise_dbfs!r} dBFS: must be within -120..0")
     rng = np.random.default_rng(seed)
-    amp = 32768.0 * 10 ** (noise_dbfs / 20)
     parts, spans, rate, t = [], [], None, 0.0
     for p in files:
         with wave.open(str(p)) as w:
@@ -45,18 +51,20 @@ def build_stream(files, out: Path, gap_s: float = 0.5, noise_dbfs: float = -61.0
             rate = w.getframerate()
             x = np.frombuffer(w.readframes(w.getnframes()), np.int16)
         gap = int(round(gap_s * rate))
-        parts += [(rng.standard_normal(gap) * amp).astype(np.int16), x]
+        parts += [np.zeros(gap), x.astype(np.float64)]
         t += gap / rate
         spans.append((t, t + len(x) / rate))
         t += len(x) / rate
     if rate is None:
         raise ValueError("no recordings")
-    parts.append((rng.standard_normal(int(round(gap_s * rate))) * amp).astype(np.int16))
+    parts.append(np.zeros(int(round(gap_s * rate))))
+    y = np.concatenate(parts)
+    y += rng.standard_normal(len(y)) * 32768.0 * 10 ** (noise_dbfs / 20)
     with wave.open(str(out), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(np.concatenate(parts).tobytes())
+        w.writeframes(np.clip(np.round(y), -32768, 32767).astype(np.int16).tobytes())
     return spans
 
 
@@ -66,12 +74,14 @@ def _pct(a) -> dict:
     return percentiles(a) | {"min": round(float(np.min(a)), 4)}
 
 
-def measure(files, digits, block_ms: float = 10.0, workdir: Path | None = None) -> dict:
-    """Run the daemon on the stream of ``files`` (true digits ``digits``) and summarise."""
+def measure(files, digits, block_ms: float = 10.0, workdir: Path | None = None,
+            noise_dbfs: float = -61.0) -> dict:
+    """Run the daemon on the stream of ``files`` (true digits ``digits``; room noise at
+    ``noise_dbfs``) and summarise."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir or tmp)
         wav, sink = work / "stream.wav", work / "decisions.jsonl"
-        spans = build_stream(files, wav)
+        spans = build_stream(files, wav, noise_dbfs=noise_dbfs)
         sink.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "spikeedge.cli", "run", "--model-path",
                "builtin:fsdd-digits", "--source-url", f"wav:{wav}", "--source-block-ms",
@@ -83,19 +93,40 @@ def measure(files, digits, block_ms: float = 10.0, workdir: Path | None = None) 
     dec = [d for d in recs if d.get("type") == "decision"]
     mids = np.array([(a + b) / 2 for a, b in spans])
     sig_det, sig_true, comp, right = [], [], [], 0
+    speaker = [Path(f).name.split("_")[1] if Path(f).name.count("_") == 2 else "?"
+               for f in files]
+    by_speaker = {s: {"recordings": speaker.count(s), "decisions": 0, "correct": 0}
+                  for s in dict.fromkeys(speaker)}
     for d in dec:
         i = int(np.argmin(np.abs(mids - (d["window_start"] + d["sensor_time"]) / 2)))
         sig_det.append((d["decided_at"] - d["sensor_time"]) * 1e3)
         sig_true.append((d["decided_at"] - spans[i][1]) * 1e3)
         comp.append(d["latency_ms"])
-        right += int(d["class"]) == int(digits[i])
+        ok = int(d["class"]) == int(digits[i])
+        right += ok
+        by_speaker[speaker[i]]["decisions"] += 1
+        by_speaker[speaker[i]]["correct"] += ok
     out = {"recordings": len(files), "decisions": len(dec), "correct": right,
-           "block_ms": block_ms}
+           "block_ms": block_ms, "noise_dbfs": noise_dbfs, "by_speaker": by_speaker}
     if dec:
         c = np.array(comp)
         out |= {"from_detected_end_ms": _pct(sig_det), "from_true_end_ms": _pct(sig_true),
                 "compute_ms": _pct(c), "total_from_detected_end_ms": _pct(np.add(sig_det, c)),
                 "total_from_true_end_ms": _pct(np.add(sig_true, c))}
+    return out
+
+
+def _indices(text: str) -> list[int]:
+    """``--index``: ``1``, ``0,2,4`` or ``0-4`` (recording indices within 0-49)."""
+    out = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            out += range(int(lo), int(hi if hi else lo) + 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: indices such as 1, 0,2 or 0-4") from None
+    if not out or any(not 0 <= i <= 49 for i in out) or len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"{text!r}: distinct indices within 0-49")
     return out
 
 
@@ -106,32 +137,38 @@ def _args(argv):
     ap.add_argument("--speakers", default=",".join(SPEAKERS),
                     help="comma-separated speaker names (default: the five of the dataset's "
                          "training speakers)")
-    ap.add_argument("--index", type=int, default=1, help="recording index 0-49 (default 1: "
+    ap.add_argument("--index", type=_indices, default=[1], help="recording indices 0-49: one, "
+                    "a comma-separated list or a range such as 0-4 (default 1: "
                     "in the dataset's test split, which the shipped model was not fitted on)")
     ap.add_argument("--block-ms", type=float, default=10.0)
+    ap.add_argument("--noise-dbfs", type=float, default=-61.0,
+                    help="level of the white room noise under the whole stream, dB full scale "
+                    "(default -61)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     a.speakers = [s.strip() for s in a.speakers.split(",") if s.strip()]
     if not a.speakers:
         ap.error("--speakers: no speaker named")
-    if not 0 <= a.index <= 49:
-        ap.error(f"--index {a.index}: must be within 0-49")
     if not (np.isfinite(a.block_ms) and 1.0 <= a.block_ms <= 1000.0):
         ap.error(f"--block-ms {a.block_ms:g}: must be within 1-1000")
+    if not (np.isfinite(a.noise_dbfs) and -120 <= a.noise_dbfs <= 0):
+        ap.error(f"--noise-dbfs {a.noise_dbfs:g}: must be within -120..0")
     return a
 
 
 def main(argv=None) -> int:
     a = _args(sys.argv[1:] if argv is None else argv)
     folder = Path(a.data)
-    files = [folder / f"{d}_{s}_{a.index}.wav" for s in a.speakers for d in range(10)]
+    files = [folder / f"{d}_{s}_{i}.wav" for i in a.index for s in a.speakers for d in range(10)]
     missing = [p.name for p in files if not p.is_file()]
     if missing:
         print(f"fsdd_live: error: {len(missing)} recording(s) missing in {folder}: "
               f"{', '.join(missing[:5])}", file=sys.stderr)
         return 2
     try:
-        res = measure(files, [d for _ in a.speakers for d in range(10)], a.block_ms)
+        res = measure(files, [d for _ in a.index for _ in a.speakers for d in range(10)],
+                      a.block_ms,
+                      noise_dbfs=a.noise_dbfs)
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"fsdd_live: error: {exc}", file=sys.stderr)
         return 2
@@ -139,7 +176,9 @@ def main(argv=None) -> int:
         print(json.dumps(res, indent=1))
     else:
         print(f"{res['decisions']} decisions for {res['recordings']} recordings, "
-              f"{res['correct']} correct")
+              f"{res['correct']} correct ("
+              + ", ".join(f"{k} {v['correct']}/{v['recordings']}"
+                          for k, v in res["by_speaker"].items()) + ")")
         for k in ("from_detected_end_ms", "from_true_end_ms", "compute_ms",
                   "total_from_true_end_ms"):
             if k in res:

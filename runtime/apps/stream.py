@@ -341,8 +341,8 @@ class WindowFeaturizer:
 
 
 UTTERANCE_LIVE_DEFAULTS = {"gap_s": 0.3, "min_s": 0.05, "max_s": 2.0, "frame_s": 0.01,
-                           "threshold_db": 12.0, "min_dbfs": -60.0, "pre_s": 0.0,
-                           "post_s": 0.0}
+                           "threshold_db": 12.0, "end_threshold_db": 6.0, "min_dbfs": -60.0,
+                           "pre_s": 0.0, "post_s": 0.0}
 
 
 def utterance_live_options(opts, where: str = "utterance live options") -> dict:
@@ -382,6 +382,9 @@ def utterance_live_options(opts, where: str = "utterance live options") -> dict:
         raise AppModelError(f"{where}: max_s must be <= 60 s, got {o['max_s']}")
     if not o["threshold_db"] > 0:
         raise AppModelError(f"{where}: threshold_db must be > 0, got {o['threshold_db']}")
+    if not o["end_threshold_db"] > 0:
+        raise AppModelError(f"{where}: end_threshold_db must be > 0, got "
+                            f"{o['end_threshold_db']}")
     if not o["min_dbfs"] < 0:
         raise AppModelError(f"{where}: min_dbfs must be < 0 (dB full scale), got "
                             f"{o['min_dbfs']}")
@@ -457,8 +460,13 @@ class LiveUtteranceFeaturizer:
 
     The raw signal is cut into ``frame_s`` frames; a frame is *voiced* when its RMS is at
     least ``threshold_db`` above the noise floor and at least ``min_dbfs`` (dB full scale).
-    The noise floor is the running minimum of the frame RMS, allowed to creep up by a factor
-    ``RISE_PER_S`` a second, so it follows a louder room but not a word. An utterance starts
+    The noise floor is the running minimum of the frame RMS between utterances, allowed to
+    creep up by a factor ``RISE_PER_S`` a second, so it follows a louder room but not a word;
+    it is held while an utterance lasts. Once an utterance has started, both levels are
+    lowered by ``threshold_db - end_threshold_db`` (hysteresis; ``end_threshold_db`` above
+    the floor, never more than ``threshold_db``), so that a quiet ending (a fricative, a
+    fading vowel) still counts as voiced: the readout was fitted on whole recordings, and an
+    utterance cut before its end is misread far more often. An utterance starts
     at the first voiced frame and ends once no frame has been voiced for ``gap_s``; it is
     decided then, over ``pre_s`` before its first to ``post_s`` after its last voiced frame,
     with :func:`utterance_features` (the features ``eval`` computes for a file), if it
@@ -489,6 +497,10 @@ class LiveUtteranceFeaturizer:
         self.post = int(round(self.o["post_s"] * self.rate))
         self.ratio = 10.0 ** (self.o["threshold_db"] / 20.0)
         self.min_rms = 10.0 ** (self.o["min_dbfs"] / 20.0)
+        # inside an utterance: both levels lowered by the hysteresis
+        low = min(self.o["end_threshold_db"], self.o["threshold_db"])
+        self.ratio_in = 10.0 ** (low / 20.0)
+        self.min_rms_in = self.min_rms * self.ratio_in / self.ratio
         self.rise = self.RISE_PER_S ** (self.frame / self.rate)
         self.floor: float | None = None
         self.pend = np.zeros(0, np.float64)     # samples of an unfinished frame
@@ -553,16 +565,19 @@ class LiveUtteranceFeaturizer:
         a = self.n_samples
         self.n_samples += self.frame
         b = self.n_samples
-        lo = self.min_rms / self.ratio     # the floor never sinks below this (digital silence)
-        self.floor = max(lo, rms if self.floor is None else min(rms, self.floor * self.rise))
-        voiced = rms >= self.min_rms and rms >= self.floor * self.ratio
         out: list[dict] = []
         if self.start is None:
-            if voiced:
+            # the floor follows the frames between utterances only: within one, a pause
+            # quieter than the room (or a recording's own lower noise) would pull it down and
+            # make the room itself sound voiced after the utterance
+            lo = self.min_rms / self.ratio     # never below this (digital silence)
+            self.floor = max(lo, rms if self.floor is None
+                             else min(rms, self.floor * self.rise))
+            if rms >= self.min_rms and rms >= self.floor * self.ratio:
                 self.start, self.last = a, b
                 self._keep_from(self._step(max(0, a - self.pre)))
             return out
-        if voiced:
+        if rms >= self.min_rms_in and rms >= self.floor * self.ratio_in:
             self.last = b
         if b - self.start >= self.max_len:
             out = self._decide(b)

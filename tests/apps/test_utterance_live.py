@@ -144,6 +144,45 @@ def test_a_quiet_room_getting_louder_is_not_an_utterance(model):
     assert len(ds) == 1 and abs(ds[0]["t0"] - 6.0) < 0.02
 
 
+def _tone(dur, amp, f=300.0):
+    t = np.arange(int(dur * RATE)) / RATE
+    return amp * np.sin(2 * np.pi * f * t)
+
+
+ROOM = 1e-3                         # room noise RMS, -60 dBFS
+
+
+def test_a_quiet_ending_stays_in_the_utterance(model):
+    """Hysteresis: after a loud onset, frames 9 dB above the floor (below threshold_db, above
+    end_threshold_db) still belong to the utterance; on their own they start none."""
+    prog, r = model
+    rng = np.random.default_rng(7)
+    tail = ROOM * 10 ** (9 / 20) * np.sqrt(2)               # a tone 9 dB above the room
+    x = np.concatenate([np.zeros(int(0.5 * RATE)), _tone(0.3, 0.2), _tone(0.25, tail),
+                        np.zeros(int(0.6 * RATE)), _tone(0.3, tail), np.zeros(int(0.6 * RATE))])
+    x = x + ROOM * rng.standard_normal(len(x))
+    ds, _ = feed(LiveUtteranceFeaturizer(r, RATE, 1000.0), x, prog.n_neurons)
+    assert len(ds) == 1 and abs(ds[0]["t0"] - 0.5) <= 0.011
+    assert abs(ds[0]["t1"] - 1.05) <= 0.011                  # the tail's end, not 0.8
+    cut, _ = feed(LiveUtteranceFeaturizer(r, RATE, 1000.0, {"end_threshold_db": 12.0}), x,
+                  prog.n_neurons)
+    assert len(cut) == 1 and abs(cut[0]["t1"] - 0.8) <= 0.011   # without hysteresis
+
+
+def test_the_floor_is_held_while_an_utterance_lasts(model):
+    """A pause quieter than the room inside an utterance (a recording's own silence) must not
+    pull the floor down: the room after it would then count as voiced and the utterance
+    would run on to max_s."""
+    prog, r = model
+    rng = np.random.default_rng(8)
+    room = lambda n: ROOM * rng.standard_normal(n)            # noqa: E731
+    x = np.concatenate([room(int(0.5 * RATE)), _tone(0.3, 0.2) + room(int(0.3 * RATE)),
+                        np.zeros(int(0.1 * RATE)), room(int(1.5 * RATE))])
+    ds, _ = feed(LiveUtteranceFeaturizer(r, RATE, 1000.0), x, prog.n_neurons)
+    assert len(ds) == 1
+    assert abs(ds[0]["t1"] - 0.8) <= 0.011, ds[0]["t1"]       # ended with the tone
+
+
 @pytest.mark.parametrize("opts, msg", [
     ({"gap_s": -1}, "gap_s must be >= frame_s"),
     ({"min_s": 3.0, "max_s": 2.0}, "min_s < max_s"),
@@ -154,6 +193,9 @@ def test_a_quiet_room_getting_louder_is_not_an_utterance(model):
     ({"min_s": True}, "min_s must be a finite number"),
     ({"post_s": 0.5, "gap_s": 0.3}, "post_s must be in [0, gap_s]"),
     ({"threshold_db": 0}, "threshold_db must be > 0"),
+    ({"end_threshold_db": 0}, "end_threshold_db must be > 0"),
+    ({"end_threshold_db": -6}, "end_threshold_db must be > 0"),
+    ({"end_threshold_db": "6"}, "end_threshold_db must be a finite number"),
     ({"min_dbfs": 3}, "min_dbfs must be < 0"),
     ({"frame_s": 0}, "frame_s must be in (0, 0.1]"),
     ([0.3], "must be an object"),
@@ -195,9 +237,9 @@ def test_utterance_features_of_silence_are_zero(model):
 
 # ---------------------------------------------------------------------------- real recordings
 def fsdd_stream(tmp_path, speakers=("george", "jackson", "nicolas"), per_speaker=8):
-    """Recordings 0-4 of a few digits per speaker, 0.5 s of -61 dBFS noise between them, in
-    one WAV (``spikeedge.tools.fsdd_live.build_stream``); returns (path, [file paths]) or
-    skips."""
+    """Recordings 0-4 of a few digits per speaker, 0.5 s apart with -61 dBFS room noise under
+    the whole stream, in one WAV (``spikeedge.tools.fsdd_live.build_stream``); returns
+    (path, [file paths]) or skips."""
     from spikeedge.tools.fsdd_live import build_stream
     folder = data_dir() / "fsdd" / "recordings"
     if not folder.is_dir():
@@ -230,6 +272,6 @@ def test_real_utterances_in_one_stream_match_eval_per_file(model, tmp_path):
     got = [r.classify(d["features"])[0] for d in seen]
     assert len(got) == len(files), (got, per_file)
     agree = np.mean(np.array(got) == np.array(per_file))
-    # measured 23 of 24 on these files; the network's state carries over between utterances
-    # (eval starts each file fresh), so a few may differ
+    # measured 23 of 24 on these files: the network's and encoder's state carries over from
+    # the room noise before each utterance (eval starts each file fresh), so a few may differ
     assert agree >= 0.8, (agree, got, per_file)

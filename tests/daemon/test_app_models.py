@@ -115,6 +115,26 @@ def test_config_overrides_the_models_utterance_detector(tmp_path, decision, n):
     assert len([r for r in recs if r["type"] == "decision"]) == n
 
 
+def test_config_sets_the_end_threshold_of_the_utterance_detector(tmp_path):
+    """Two loud tones joined by 0.4 s at 9 dB above the room (longer than gap_s): one
+    utterance with the model's hysteresis (end_threshold_db 6), two with it at 12 dB."""
+    import numpy as np
+    rate, rng = 8000, np.random.default_rng(2)
+    tone = lambda d, a: a * np.sin(2 * np.pi * 350 * np.arange(int(d * rate)) / rate)  # noqa
+    room = 1e-3
+    x = np.concatenate([np.zeros(int(0.5 * rate)), tone(0.3, 0.3),
+                        tone(0.4, room * 10 ** (9 / 20) * np.sqrt(2)), tone(0.3, 0.3),
+                        np.zeros(int(0.7 * rate))])
+    _write_wav(tmp_path / "t.wav", x + room * rng.standard_normal(len(x)), rate)
+    counts = []
+    for decision in ({}, {"utterance_end_threshold_db": 12.0}):
+        cfg = make_cfg(f"wav:{tmp_path / 't.wav'}", source={"block_ms": 10.0},
+                       model={"path": "builtin:fsdd-digits"}, decision=decision)
+        _, recs = run_daemon(cfg)
+        counts.append(len([r for r in recs if r["type"] == "decision"]))
+    assert counts == [1, 2]
+
+
 def test_bad_utterance_config_is_a_config_error_naming_the_option(tmp_path):
     from spikeedge.config import ConfigError
     from spikeedge.daemon import Daemon, utterance_options
