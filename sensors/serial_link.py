@@ -5,9 +5,11 @@
     serial:fake?signal=ramp&rate=1000           an in-process fake front end (no hardware)
 
 On open the source sends START (or SET_RATE first when ``rate=`` is given) and waits for the
-device's HEADER, which gives the rate, channels and calibration. It then turns DATA frames
-into blocks. Decoding is done by :class:`~spikeedge.sensors.protocol.Decoder` (no I/O here
-beyond pyserial reads and writes). Frames lost on the link are found from sequence numbers
+device's HEADER, which gives the rate, channels and calibration (START restarts the stream at
+sample 0: frames the device sent before it, e.g. from a stream it started at boot, are dropped,
+neither delivered nor counted as lost). It then turns DATA frames into blocks. Decoding is
+done by :class:`~spikeedge.sensors.protocol.Decoder` (no I/O here beyond pyserial reads and
+writes). Frames lost on the link are found from sequence numbers
 and first-sample indices: the next block is flagged ``gap=True`` and sensor time advances by
 exactly the lost samples. Corrupt packets are counted (``status()`` shows ``crc_errors``,
 ``cobs_errors``, ``malformed``, ``dropped_frames``, ``dropped_samples``) and skipped. A port
@@ -195,13 +197,14 @@ class SerialSource(Source):
     def _open(self) -> None:
         self._port = self._make_port()
         self._decoder.resync()
-        # Frames decoded during a failed attempt were counted as received: their samples are
-        # lost, so sensor time must skip them.
-        lost = sum(f.n for f in self._pending)
-        self._pending.clear()
-        if lost:
-            self._mark_gap(lost)
         resume = self._opened_once
+        # Frames decoded during a failed attempt were counted as received: when the stream is
+        # resumed their samples (and any loss they carried) are lost, so sensor time must skip
+        # them. The first START restarts the stream at sample 0: they were never part of it.
+        lost = sum(f.n + f.lost_samples for f in self._pending)
+        self._pending.clear()
+        if lost and (resume or not self.start):
+            self._mark_gap(lost)
         previous = self._header
         try:
             if resume:
@@ -280,6 +283,10 @@ class SerialSource(Source):
                 self.acks[packet.token] = packet
                 if len(self.acks) > 64:
                     self.acks.pop(next(iter(self.acks)))
+                if packet.opcode == Opcode.START and not self._opened_once:
+                    # Frames before the first START took effect belong to the stream it
+                    # replaced (a device streaming from boot): not samples of this source.
+                    self._pending.clear()
             elif isinstance(packet, Header):
                 self._header_seen = packet
                 if self._header is not None and packet.stream != self._header.stream:

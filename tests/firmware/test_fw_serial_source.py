@@ -185,3 +185,117 @@ def test_missing_port_is_a_disconnect():
     )
     with pytest.raises(SourceDisconnected, match="cannot open"):
         src.open()
+
+
+# A device that streams from boot (the firmware under QEMU autostarts) while the host's START
+# is still on its way: its frames reach the host, its answer comes later (or, on a slow boot,
+# only after the first attempt gave up). START restarts the stream at sample 0, so none of
+# those frames is a sample of the source and none of them is a loss.
+
+
+def ecg2(start: int, n: int) -> np.ndarray:
+    return signal_block("ecg", SampleFormat.S16, 288, 1000, start, n, 2).astype(np.float32)
+
+
+class DeafPort:
+    """The device's output reaches the host, the host's commands never reach the device."""
+
+    def __init__(self, dev):
+        self.dev = dev
+
+    @property
+    def in_waiting(self):
+        return self.dev.in_waiting
+
+    def read(self, n):
+        return self.dev.read(n)
+
+    def write(self, data):
+        return len(data)
+
+    def close(self):
+        pass
+
+
+def test_start_unanswered_in_the_first_attempt_is_no_gap():
+    clock = VirtualClock()
+    dev = FakeSerialDevice(signal="ecg", channels=2, frame=32, autostart=True, clock=clock)
+    ports = [DeafPort(dev), dev]
+    src = SerialSource(
+        "x", port=lambda: ports.pop(0), block_size=96, header_timeout=0.5, max_reconnects=1,
+        clock=clock,
+    )
+    with src:
+        blocks = [src.read() for _ in range(4)]
+        st = src.status()
+    assert st["reconnects"] == 1 and st["stream_restarts"] == 1  # frames of stream 1 came
+    got = np.concatenate([b.samples for b in blocks])
+    np.testing.assert_array_equal(got, ecg2(0, got.shape[0]))
+    assert [b.gap for b in blocks] == [False] * 4
+    assert blocks[0].t0 == 0.0 and st["lost_samples"] == 0 and st["gaps"] == 0
+    assert st["dropped_frames"] == 0
+
+
+def test_frames_of_the_autostarted_stream_before_the_start_ack_are_not_delivered():
+    clock = VirtualClock()
+    dev = FakeSerialDevice(signal="ecg", channels=2, frame=32, autostart=True, clock=clock)
+    clock.advance(3 * 32 / 360)
+    for _ in range(3):  # three frames of stream 1 on the wire when START is sent
+        dev._make_frame()
+    src = SerialSource("x", port=dev, block_size=96, clock=clock)
+    with src:
+        blocks = [src.read() for _ in range(4)]
+        st = src.status()
+    assert st["stream_restarts"] == 1 and st["device"]["stream"] == 2
+    got = np.concatenate([b.samples for b in blocks])
+    np.testing.assert_array_equal(got, ecg2(0, got.shape[0]))
+    assert blocks[0].info["device_seq"] == 0 and blocks[0].info["device_index"] == 0
+    assert not any(b.gap for b in blocks) and st["gaps"] == 0 and st["lost_samples"] == 0
+
+
+def test_a_frame_lost_after_an_autostarted_boot_is_still_a_gap():
+    clock = VirtualClock()
+    dev = FakeSerialDevice(
+        signal="ecg", channels=2, frame=32, autostart=True, clock=clock, drop_every=6
+    )
+    clock.advance(3 * 32 / 360)
+    for _ in range(3):  # stream 1; frames_made counts on, so frame 6 (stream 2, seq 2) is lost
+        dev._make_frame()
+    src = SerialSource("x", port=dev, block_size=32, clock=clock)
+    with src:
+        blocks = [src.read() for _ in range(5)]
+        st = src.status()
+    assert [b.gap for b in blocks] == [False, False, True, False, False]
+    assert blocks[2].info["lost_frames"] == 1 and blocks[2].info["lost_samples"] == 32
+    assert st["dropped_frames"] == 1 and st["lost_samples"] == 32 and st["gaps"] == 1
+    for b in blocks:
+        np.testing.assert_array_equal(b.samples, ecg2(int(round(b.t0 * b.rate)), b.n))
+
+
+def test_frames_decoded_by_a_failed_reconnect_attempt_are_lost_samples():
+    """Only the first START makes the frames of a failed attempt harmless: when a reconnect
+    resumes the stream, the frames a failed attempt decoded and dropped are lost samples."""
+    clock = VirtualClock()
+    dev = FakeSerialDevice(signal="ramp", frame=10, rate=1000, clock=clock, disconnect_after=3)
+    opened = []
+
+    def port():
+        opened.append(dev)
+        if len(opened) == 1:
+            return dev
+        dev.is_open, dev.disconnect_after = True, 0  # plugged in again
+        return DeafPort(dev) if len(opened) == 2 else dev
+
+    src = SerialSource(
+        "x", port=port, block_size=10, header_timeout=0.05, max_reconnects=3,
+        backoff_initial=0.01, clock=clock,
+    )
+    with src:
+        blocks = [src.read() for _ in range(8)]
+        st = src.status()
+    assert len(opened) == 3 and st["reconnects"] == 1
+    assert [b.gap for b in blocks].count(True) == 1 and st["lost_samples"] > 0
+    for b in blocks:  # sensor time stays the device's sample index
+        first = int(round(b.t0 * b.rate))
+        assert first == b.info["device_index"]
+        np.testing.assert_array_equal(b.samples, ramp(first, b.n, 1))
