@@ -2,7 +2,7 @@
 
     python -m spikeedge.tools.fsdd_live --data ../shared/data/fsdd/recordings [--json]
         [--speakers george,jackson,nicolas,theo,yweweler] [--index 1] [--block-ms 10]
-        [--noise-dbfs -61]
+        [--noise-dbfs -61] [--model builtin:fsdd-digits]
 
 ``spikeedge eval`` scores one file as one utterance and decides at its end; the daemon finds
 the utterances in a stream itself and decides each once ``gap_s`` of quiet has followed it
@@ -75,16 +75,16 @@ def _pct(a) -> dict:
 
 
 def measure(files, digits, block_ms: float = 10.0, workdir: Path | None = None,
-            noise_dbfs: float = -61.0) -> dict:
-    """Run the daemon on the stream of ``files`` (true digits ``digits``; room noise at
-    ``noise_dbfs``) and summarise."""
+            noise_dbfs: float = -61.0, model: str = "builtin:fsdd-digits") -> dict:
+    """Run the daemon with ``model`` on the stream of ``files`` (true digits ``digits``; room
+    noise at ``noise_dbfs``) and summarise."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir or tmp)
         wav, sink = work / "stream.wav", work / "decisions.jsonl"
         spans = build_stream(files, wav, noise_dbfs=noise_dbfs)
         sink.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "spikeedge.cli", "run", "--model-path",
-               "builtin:fsdd-digits", "--source-url", f"wav:{wav}", "--source-block-ms",
+               model, "--source-url", f"wav:{wav}", "--source-block-ms",
                str(block_ms), "--sink", f"file:{sink}", "--log-level", "WARNING"]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if r.returncode != 0:
@@ -140,6 +140,8 @@ def _args(argv):
     ap.add_argument("--index", type=_indices, default=[1], help="recording indices 0-49: one, "
                     "a comma-separated list or a range such as 0-4 (default 1: "
                     "in the dataset's test split, which the shipped model was not fitted on)")
+    ap.add_argument("--model", default="builtin:fsdd-digits",
+                    help="model file or builtin:NAME (default %(default)s)")
     ap.add_argument("--block-ms", type=float, default=10.0)
     ap.add_argument("--noise-dbfs", type=float, default=-61.0,
                     help="level of the white room noise under the whole stream, dB full scale "
@@ -167,8 +169,7 @@ def main(argv=None) -> int:
         return 2
     try:
         res = measure(files, [d for _ in a.index for _ in a.speakers for d in range(10)],
-                      a.block_ms,
-                      noise_dbfs=a.noise_dbfs)
+                      a.block_ms, noise_dbfs=a.noise_dbfs, model=a.model)
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"fsdd_live: error: {exc}", file=sys.stderr)
         return 2

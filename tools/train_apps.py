@@ -45,9 +45,9 @@ from spikeedge.train import (
 
 #: the shipped configuration of each task (metadata, readout fitting, network options)
 CONFIG = {
-    # the shipped fsdd-digits readout is also fitted on band-shifted (vocal-tract-length)
-    # copies of the training recordings: retrain it with spikeedge.tools.train_fsdd, which
-    # uses this entry
+    # the shipped fsdd-digits readout is also fitted on band-shifted (vocal-tract-length) and
+    # noisy copies of the training recordings: retrain it with spikeedge.tools.train_fsdd,
+    # which uses this entry
     "fsdd-digits": {
         "encoder": {"preset": "audio-delta", "params": {}},
         "readout": {"population": "hid", "feature": "counts", "transform": "sqrt"},

@@ -14,7 +14,8 @@ format as before.
 
 ``--speeds`` adds speed-perturbed copies (the waveform resampled by a factor and replayed at
 the file's rate: tempo, pitch and formants scale together, as for another speaker's vocal
-tract and speaking rate) and ``--snrs`` noisy copies (white noise at that SNR), both through
+tract and speaking rate) and ``--snrs`` noisy copies (white noise at that SNR; by default 20
+and 10 dB, as the shipped model: a microphone hears a room), both through
 the ``wavaug:`` training source (:class:`AugmentedWavSource`); a ``--nested`` candidate may
 train on a subset of the copies (``"shifts"`` / ``"speeds"`` / ``"snrs"`` lists).
 
@@ -73,6 +74,8 @@ from .train_apps import (
 
 TASK = "fsdd-digits"
 DEFAULT_SHIFTS = (-1.0, -0.5, 0.5, 1.0)
+#: white-noise copies of the shipped model (SNR in dB): robustness in a room (eighth session)
+DEFAULT_SNRS = (20.0, 10.0)
 
 
 class BandShift(Transform):
@@ -505,8 +508,9 @@ def main(argv=None) -> int:
     ap.add_argument("--speeds", type=_speeds, default=[],
                     help="speed-perturbed training copies (resampled waveform: tempo and "
                     "frequencies scale together), comma-separated factors, e.g. 0.9,1.1")
-    ap.add_argument("--snrs", type=_snrs, default=[],
-                    help="noisy training copies (white noise), comma-separated SNRs in dB")
+    ap.add_argument("--snrs", type=_snrs, default=list(DEFAULT_SNRS),
+                    help="noisy training copies (white noise), comma-separated SNRs in dB "
+                    "(default %(default)s, the shipped model's; '' for none)")
     ap.add_argument("--float", action="store_true", help="also run the float twin")
     ap.add_argument("--no-cv", action="store_true", help="skip the protocols")
     ap.add_argument("--no-save", action="store_true", help="do not write the model")

@@ -75,6 +75,18 @@ def test_bad_arguments_are_usage_errors(tmp_path, args, msg):
     assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+def test_an_unusable_model_is_a_clear_error(tmp_path):
+    folder = data_dir() / "fsdd" / "recordings"
+    if not folder.is_dir():
+        pytest.skip(f"FSDD recordings not found in {folder} (set SPIKEEDGE_DATA)")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    for model in (str(tmp_path / "missing.npz"), str(bad), "builtin:nope"):
+        r = tool("--data", str(folder), "--speakers", "george", "--model", model)
+        assert r.returncode == 2 and "spikeedge run failed" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+
+
 def test_missing_recordings_are_named(tmp_path):
     r = tool("--data", str(tmp_path / "nowhere"), "--speakers", "george")
     assert r.returncode == 2 and "0_george_1.wav" in r.stderr and "Traceback" not in r.stderr
