@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,13 +19,22 @@ def tool(*args):
                           capture_output=True, text=True, timeout=600, env=dict(os.environ))
 
 
-def test_daemon_decides_each_utterance_after_the_gap():
+def recordings() -> Path:
+    """The FSDD recordings folder, or skip."""
     folder = data_dir() / "fsdd" / "recordings"
     if not folder.is_dir():
         pytest.skip(f"FSDD recordings not found in {folder} (set SPIKEEDGE_DATA)")
-    r = tool("--data", str(folder), "--speakers", "george,jackson", "--json")
+    return folder
+
+
+def live_json(*args) -> dict:
+    r = tool("--data", str(recordings()), *args, "--json")
     assert r.returncode == 0, r.stderr
-    doc = json.loads(r.stdout)
+    return json.loads(r.stdout)
+
+
+def test_daemon_decides_each_utterance_after_the_gap():
+    doc = live_json("--speakers", "george,jackson")
     assert doc["recordings"] == doc["decisions"] == 20
     # the detector decides gap_s (0.3 s) after the last voiced frame, at a block's end
     assert 300 - 1e-6 <= doc["from_detected_end_ms"]["min"] <= doc["from_detected_end_ms"]["max"] \
@@ -38,12 +48,7 @@ def test_quiet_speakers_are_not_cut_short():
     """theo and yweweler speak quietly and end softly: their utterances must be decided whole
     (hysteresis, floor held during an utterance). Measured 19 of 20 in -61 dBFS room noise;
     the detector without them got 11."""
-    folder = data_dir() / "fsdd" / "recordings"
-    if not folder.is_dir():
-        pytest.skip(f"FSDD recordings not found in {folder} (set SPIKEEDGE_DATA)")
-    r = tool("--data", str(folder), "--speakers", "theo,yweweler", "--json")
-    assert r.returncode == 0, r.stderr
-    doc = json.loads(r.stdout)
+    doc = live_json("--speakers", "theo,yweweler")
     assert doc["decisions"] == 20 and doc["noise_dbfs"] == -61.0
     assert doc["correct"] >= 16, doc["by_speaker"]
     assert sum(v["correct"] for v in doc["by_speaker"].values()) == doc["correct"]
@@ -52,9 +57,7 @@ def test_quiet_speakers_are_not_cut_short():
 def test_correct_counts_only_the_true_digit():
     """With each recording's digit shifted by one, (almost) nothing may count as correct."""
     from spikeedge.tools.fsdd_live import measure
-    folder = data_dir() / "fsdd" / "recordings"
-    if not folder.is_dir():
-        pytest.skip(f"FSDD recordings not found in {folder} (set SPIKEEDGE_DATA)")
+    folder = recordings()
     files = [folder / f"{d}_george_1.wav" for d in range(10)]
     right = measure(files, list(range(10)))
     wrong = measure(files, [(d + 1) % 10 for d in range(10)])
@@ -76,9 +79,7 @@ def test_bad_arguments_are_usage_errors(tmp_path, args, msg):
 
 
 def test_an_unusable_model_is_a_clear_error(tmp_path):
-    folder = data_dir() / "fsdd" / "recordings"
-    if not folder.is_dir():
-        pytest.skip(f"FSDD recordings not found in {folder} (set SPIKEEDGE_DATA)")
+    folder = recordings()
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a model")
     for model in (str(tmp_path / "missing.npz"), str(bad), "builtin:nope"):
