@@ -460,9 +460,9 @@ class LiveUtteranceFeaturizer:
 
     The raw signal is cut into ``frame_s`` frames; a frame is *voiced* when its RMS is at
     least ``threshold_db`` above the noise floor and at least ``min_dbfs`` (dB full scale).
-    The noise floor is the running minimum of the frame RMS between utterances, allowed to
-    creep up by a factor ``RISE_PER_S`` a second, so it follows a louder room but not a word;
-    it is held while an utterance lasts. Once an utterance has started, both levels are
+    The noise floor is the running minimum of the frame RMS, allowed to creep up by a factor
+    ``RISE_PER_S`` a second, so it follows a louder room but not a word; while an utterance
+    lasts it only creeps up, never down. Once an utterance has started, both levels are
     lowered by ``threshold_db - end_threshold_db`` (hysteresis; ``end_threshold_db`` above
     the floor, never more than ``threshold_db``), so that a quiet ending (a fricative, a
     fading vowel) still counts as voiced: the readout was fitted on whole recordings, and an
@@ -567,9 +567,6 @@ class LiveUtteranceFeaturizer:
         b = self.n_samples
         out: list[dict] = []
         if self.start is None:
-            # the floor follows the frames between utterances only: within one, a pause
-            # quieter than the room (or a recording's own lower noise) would pull it down and
-            # make the room itself sound voiced after the utterance
             lo = self.min_rms / self.ratio     # never below this (digital silence)
             self.floor = max(lo, rms if self.floor is None
                              else min(rms, self.floor * self.rise))
@@ -577,6 +574,10 @@ class LiveUtteranceFeaturizer:
                 self.start, self.last = a, b
                 self._keep_from(self._step(max(0, a - self.pre)))
             return out
+        # within an utterance the floor may creep up (a room getting louder: the utterance
+        # still ends) but not down: a pause quieter than the room (or a recording's own lower
+        # noise) would make the room itself sound voiced after the utterance
+        self.floor = max(self.floor, min(rms, self.floor * self.rise))
         if rms >= self.min_rms_in and rms >= self.floor * self.ratio_in:
             self.last = b
         if b - self.start >= self.max_len:

@@ -169,7 +169,7 @@ def test_a_quiet_ending_stays_in_the_utterance(model):
     assert len(cut) == 1 and abs(cut[0]["t1"] - 0.8) <= 0.011   # without hysteresis
 
 
-def test_the_floor_is_held_while_an_utterance_lasts(model):
+def test_the_floor_does_not_sink_while_an_utterance_lasts(model):
     """A pause quieter than the room inside an utterance (a recording's own silence) must not
     pull the floor down: the room after it would then count as voiced and the utterance
     would run on to max_s."""
@@ -181,6 +181,18 @@ def test_the_floor_is_held_while_an_utterance_lasts(model):
     ds, _ = feed(LiveUtteranceFeaturizer(r, RATE, 1000.0), x, prog.n_neurons)
     assert len(ds) == 1
     assert abs(ds[0]["t1"] - 0.8) <= 0.011, ds[0]["t1"]       # ended with the tone
+
+
+def test_a_room_that_gets_louder_for_good_stops_being_an_utterance(model):
+    """A fan switched on (+14 dB at 2 s, for good): the floor creeps up within the utterance
+    this starts, so it ends (at max_s) and no other follows; a floor held still would keep
+    the room voiced for ever."""
+    prog, r = model
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(int(14 * RATE)) * ROOM
+    x[int(2 * RATE):] *= 10 ** (14 / 20)
+    ds, _ = feed(LiveUtteranceFeaturizer(r, RATE, 1000.0), x, prog.n_neurons)
+    assert [(round(d["t0"], 2), round(d["t1"], 2)) for d in ds] == [(2.0, 4.0)]
 
 
 @pytest.mark.parametrize("opts, msg", [
