@@ -8,7 +8,7 @@ sink) as fast as it can on a synthetic signal, in 10 ms blocks:
   decision per beat;
 * ``audio``: ``fake:tone`` at 16 kHz with noise through the shipped spoken-digit model
   ``builtin:fsdd-digits`` (its encoder ``audio-delta``: 32-band FFT filterbank, ON/OFF delta
-  spikes, 64 inputs, 256 hidden neurons). Its ``utterance`` policy decides at the end of
+  spikes, 64 inputs, 1,024 hidden neurons). Its ``utterance`` policy decides at the end of
   each utterance found by the daemon's live detector (frame energy 12 dB above a running noise
   floor); the steady tone never counts as voiced, so this pipeline measures the full signal path
   but reports no decisions; ``audio_model="random"`` (``--audio-model random``) uses instead
