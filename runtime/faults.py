@@ -5,9 +5,11 @@
   unchanged and device packets whole, and injects faults at packet boundaries: unplug/replug
   (the daemon's pty is closed and a new one made), random garbage, bit flips, truncated and
   dropped frames, a stalled sensor, a wrong baud rate (bytes garbled) and a wrong protocol
-  version (HEADER rewritten). It keeps exactly the counts the daemon must report:
-  ``expected_errors`` (rejected runs between delimiters: the daemon's ``source_skipped``) and
-  ``expected_dropped`` (DATA frames that never reached it intact: ``source_dropped_frames``).
+  version (HEADER rewritten); towards the device, lost and late commands (a device that does
+  not hear the host yet, as an emulated board's UART on a slow boot). It keeps exactly the
+  counts the daemon must report: ``expected_errors`` (rejected runs between delimiters: the
+  daemon's ``source_skipped``) and ``expected_dropped`` (DATA frames that never reached it
+  intact: ``source_dropped_frames``).
   Exactness rules: corrupted bytes never become 0x00 (a run stays one run); garbage is closed
   by a delimiter; after every (re)connection the relay forwards nothing until the daemon has
   sent a command (so its port is open and its decoder sees our leading 0x00); an unplug waits
@@ -135,6 +137,8 @@ class FaultRelay:
         self._baud_until = self._version_until = 0.0
         self._dev_buf = bytearray()
         self._out = bytearray()
+        self._cmd_lose, self._cmd_delay = 0, 0.0
+        self._held: list = []                   # (due time, bytes) for the device
         self._master = self._slave = None
         self._lock = threading.Lock()
         self._stop = False
@@ -163,6 +167,16 @@ class FaultRelay:
 
     def drop(self, frames: int):
         self._requests.put(("drop", frames))
+
+    def lose_commands(self, n: int):
+        """The daemon's next ``n`` commands never reach the device."""
+        with self._lock:
+            self._cmd_lose += n
+
+    def delay_commands(self, seconds: float):
+        """From now on the daemon's commands reach the device ``seconds`` late."""
+        with self._lock:
+            self._cmd_delay = seconds
 
     def wrong_baud(self, seconds: float):
         self._requests.put(("baud", seconds))
@@ -257,7 +271,7 @@ class FaultRelay:
                     except OSError:
                         data = b""
                     if data:
-                        os.write(self._dev, data)
+                        self._to_device(data, now)
                         from spikeedge.sensors.protocol import Command
                         if any(isinstance(p, Command) for p in self._host_dec.feed(data)):
                             self._host_command()
@@ -273,10 +287,24 @@ class FaultRelay:
                         run = bytes(self._dev_buf[:z])
                         del self._dev_buf[:z + 1]
                         self._device_run(run, now)
+                while self._held and self._held[0][0] <= now:
+                    os.write(self._dev, self._held.pop(0)[1])
                 self._tick(now)
                 self._flush()
         except BaseException as exc:  # reported by wait_idle and the soak summary
             self.error = exc
+
+    def _to_device(self, data: bytes, now: float) -> None:
+        """Host bytes for the device, less the commands to lose, due after the delay."""
+        with self._lock:
+            while self._cmd_lose and data:
+                end = data.find(0)
+                data = b"" if end < 0 else data[end + 1:]
+                if end >= 0:
+                    self._cmd_lose -= 1
+                    self.injected["commands_lost"] += 1
+            if data:
+                self._held.append((now + self._cmd_delay, data))
 
     def _flush(self) -> None:
         if self._master is None or not self._out:

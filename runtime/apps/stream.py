@@ -501,6 +501,7 @@ class LiveUtteranceFeaturizer:
         low = min(self.o["end_threshold_db"], self.o["threshold_db"])
         self.ratio_in = 10.0 ** (low / 20.0)
         self.min_rms_in = self.min_rms * self.ratio_in / self.ratio
+        self.floor_min = self.min_rms / self.ratio   # the floor's lowest (digital silence)
         self.rise = self.RISE_PER_S ** (self.frame / self.rate)
         self.floor: float | None = None
         self.pend = np.zeros(0, np.float64)     # samples of an unfinished frame
@@ -567,8 +568,7 @@ class LiveUtteranceFeaturizer:
         b = self.n_samples
         out: list[dict] = []
         if self.start is None:
-            lo = self.min_rms / self.ratio     # never below this (digital silence)
-            self.floor = max(lo, rms if self.floor is None
+            self.floor = max(self.floor_min, rms if self.floor is None
                              else min(rms, self.floor * self.rise))
             if rms >= self.min_rms and rms >= self.floor * self.ratio:
                 self.start, self.last = a, b

@@ -6,13 +6,9 @@ those tests skip when it is absent.
 
 from __future__ import annotations
 
-import os
 import re
-import select
 import subprocess
-import threading
 import time
-import tty
 import wave
 from contextlib import contextmanager
 from pathlib import Path
@@ -208,63 +204,32 @@ def test_realtime_pace_and_reconnect(host_firmware):
     assert st["lost_samples"] > 0
 
 
-@contextmanager
-def command_relay(device_pty: str, *, drop: int = 0, delay: float = 0.0):
-    """A pty between the source and the device: the device's bytes pass at once; of the host's,
-    the first ``drop`` commands are lost and the rest arrive ``delay`` s late (a device that
-    does not yet hear the host, as qemu's UART on a slow boot). Yields the relay's pty path."""
-    dev = os.open(device_pty, os.O_RDWR | os.O_NOCTTY)
-    master, slave = os.openpty()
-    for fd in (dev, master, slave):
-        tty.setraw(fd)
-    stop = threading.Event()
-
-    def run():
-        held, to_drop = [], drop
-        while not stop.is_set():
-            ready, _, _ = select.select([dev, master], [], [], 0.01)
-            if dev in ready:
-                os.write(master, os.read(dev, 4096))
-            if master in ready:
-                data = os.read(master, 4096)
-                while to_drop and data:
-                    end = data.find(0)
-                    data = b"" if end < 0 else data[end + 1 :]
-                    to_drop -= end >= 0
-                if data:
-                    held.append((time.monotonic() + delay, data))
-            while held and held[0][0] <= time.monotonic():
-                os.write(dev, held.pop(0)[1])
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield os.ttyname(slave)
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        for fd in (dev, master, slave):
-            os.close(fd)
-
-
 @pytest.mark.parametrize("drop, delay", [(1, 0.0), (0, 0.4)], ids=["start-lost", "start-late"])
-def test_start_racing_an_autostarted_stream_gives_no_false_gap(host_firmware, drop, delay):
+def test_start_racing_an_autostarted_stream_gives_no_false_gap(host_firmware, tmp_path, drop,
+                                                             delay):
     """The qemu board's setup (autostart, ECG, 2 channels at 360 Hz): frames of the stream the
     device started at boot reach the host before its START does (late), or while the first
-    attempt waits for an answer that never comes (lost). START restarts the stream: the source
-    must give it from sample 0, exact, with no gap and no lost samples."""
+    attempt waits for an answer that never comes (lost; the fault relay between them). START
+    restarts the stream: the source must give it from sample 0, exact, with no gap and no
+    lost samples."""
+    from spikeedge.faults import FaultRelay
     args = ("--autostart", "--signal", "ecg", "--channels", "2")  # no --max-lag-ms: no overrun
-    with host_device(host_firmware, *args) as pty, command_relay(pty, drop=drop, delay=delay) as r:
-        src = SerialSource(
-            # the late START must be answered within the first attempt even on a loaded CI
-            # machine (3 s for a 0.4 s delay); the lost one is given up on after 1 s
-            r, raw=True, block_size=96, poll=0.05, header_timeout=1.0 if drop else 3.0,
-            max_reconnects=1,
-            backoff_initial=0.1,
-        )
-        with src:
-            blocks = [src.read() for _ in range(6)]
-            st = src.status()
+    with host_device(host_firmware, *args) as pty:
+        relay = FaultRelay(pty, str(tmp_path / "link"))
+        try:
+            relay.lose_commands(drop)
+            relay.delay_commands(delay)
+            src = SerialSource(
+                str(tmp_path / "link"), raw=True, block_size=96, poll=0.05,
+                # the late START must be answered within the first attempt even on a loaded
+                # CI machine (3 s for a 0.4 s delay); the lost one is given up on after 1 s
+                header_timeout=1.0 if drop else 3.0, max_reconnects=1, backoff_initial=0.1,
+            )
+            with src:
+                blocks = [src.read() for _ in range(6)]
+                st = src.status()
+        finally:
+            relay.close()
     assert st["stream_restarts"] == 1  # frames of the autostarted stream did reach the host
     assert st["reconnects"] == drop
     got = np.concatenate([b.samples for b in blocks])
