@@ -27,7 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeedge.apps.tasks import FSDD_NAME
+
 SPEAKERS = ("george", "jackson", "nicolas", "theo", "yweweler")
+
+
+def check_noise_dbfs(level: float) -> float:
+    """The room noise level in dB full scale: within -120..0, else ValueError."""
+    if not np.isfinite(level) or not -120 <= level <= 0:
+        raise ValueError(f"noise level {level!r} dBFS: must be within -120..0")
+    return level
 
 
 def build_stream(files, out: Path, gap_s: float = 0.5, noise_dbfs: float = -61.0,
@@ -38,8 +47,7 @@ def build_stream(files, out: Path, gap_s: float = 0.5, noise_dbfs: float = -61.0
     own noise floors differ, and silence between them at a level some recordings go below
     would be a room no microphone hears. Returns each recording's (start, end) in seconds of
     the stream."""
-    if not np.isfinite(noise_dbfs) or not -120 <= noise_dbfs <= 0:
-        raise ValueError(f"noise level {noise_dbfs!r} dBFS: must be within -120..0")
+    check_noise_dbfs(noise_dbfs)
     rng = np.random.default_rng(seed)
     parts, spans, rate, t = [], [], None, 0.0
     for p in files:
@@ -93,8 +101,7 @@ def measure(files, digits, block_ms: float = 10.0, workdir: Path | None = None,
     dec = [d for d in recs if d.get("type") == "decision"]
     mids = np.array([(a + b) / 2 for a, b in spans])
     sig_det, sig_true, comp, right = [], [], [], 0
-    speaker = [Path(f).name.split("_")[1] if Path(f).name.count("_") == 2 else "?"
-               for f in files]
+    speaker = [m.group(2) if (m := FSDD_NAME.match(Path(f).name)) else "?" for f in files]
     by_speaker = {s: {"recordings": speaker.count(s), "decisions": 0, "correct": 0}
                   for s in dict.fromkeys(speaker)}
     for d in dec:
@@ -130,6 +137,14 @@ def _indices(text: str) -> list[int]:
     return out
 
 
+def _noise_arg(text: str) -> float:
+    """``--noise-dbfs``: a level accepted by :func:`check_noise_dbfs`."""
+    try:
+        return check_noise_dbfs(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _args(argv):
     ap = argparse.ArgumentParser(prog="python -m spikeedge.tools.fsdd_live",
                                  description=__doc__.split("\n\n")[0])
@@ -143,7 +158,7 @@ def _args(argv):
     ap.add_argument("--model", default="builtin:fsdd-digits",
                     help="model file or builtin:NAME (default %(default)s)")
     ap.add_argument("--block-ms", type=float, default=10.0)
-    ap.add_argument("--noise-dbfs", type=float, default=-61.0,
+    ap.add_argument("--noise-dbfs", type=_noise_arg, default=-61.0,
                     help="level of the white room noise under the whole stream, dB full scale "
                     "(default -61)")
     ap.add_argument("--json", action="store_true")
@@ -153,8 +168,6 @@ def _args(argv):
         ap.error("--speakers: no speaker named")
     if not (np.isfinite(a.block_ms) and 1.0 <= a.block_ms <= 1000.0):
         ap.error(f"--block-ms {a.block_ms:g}: must be within 1-1000")
-    if not (np.isfinite(a.noise_dbfs) and -120 <= a.noise_dbfs <= 0):
-        ap.error(f"--noise-dbfs {a.noise_dbfs:g}: must be within -120..0")
     return a
 
 

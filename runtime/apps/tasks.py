@@ -29,7 +29,8 @@ DIGITS = [str(d) for d in range(10)]
 GESTURES = ["rest", "flexion", "extension", "radial", "ulnar", "pronation", "supination",
             "fist"]
 TASKS = {"fsdd-digits": DIGITS, "mitbih-beats": AAMI, "myo-gestures": GESTURES}
-_FSDD = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+#: an FSDD file name: digit, speaker, recording index
+FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
 
 class DataError(SpikeEdgeError, ValueError):
@@ -51,7 +52,7 @@ def _fsdd(folder: Path) -> list[Recording]:
         folder = folder / "recordings"
     out = []
     for p in sorted(folder.glob("*.wav")):
-        m = _FSDD.match(p.name)
+        m = FSDD_NAME.match(p.name)
         if m:
             out.append(Recording(f"wav:{p}", m.group(2), int(m.group(1)), p.stem,
                                  int(m.group(3))))
