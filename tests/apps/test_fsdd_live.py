@@ -52,6 +52,8 @@ def test_quiet_speakers_are_not_cut_short():
     assert doc["decisions"] == 20 and doc["noise_dbfs"] == -61.0
     assert doc["correct"] >= 16, doc["by_speaker"]
     assert sum(v["correct"] for v in doc["by_speaker"].values()) == doc["correct"]
+    assert {k: v["recordings"] for k, v in doc["by_speaker"].items()} == \
+        {"theo": 10, "yweweler": 10}
 
 
 def test_correct_counts_only_the_true_digit():
